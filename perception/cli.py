@@ -1,0 +1,80 @@
+"""The ``perception`` command line: one entry point, one subcommand per job.
+
+Arguments are declared here; each handler lives in its own module and is imported only when its
+command runs, so ``perception infer`` works in the serving install, which has no torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from pathlib import Path
+
+
+def _handler(target: str):
+    def run(args: argparse.Namespace) -> int | None:
+        module, func = target.split(":")
+        return getattr(importlib.import_module(module), func)(args)
+
+    return run
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="perception", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    data = commands.add_parser("data", help="make and inspect data sets").add_subparsers(
+        dest="data_command", required=True, metavar="ACTION"
+    )
+    synth = data.add_parser("synth", help="render synthetic driving frames to disk")
+    synth.add_argument("--out", type=Path, required=True, help="output folder")
+    synth.add_argument("--count", type=int, required=True, help="number of frames")
+    synth.add_argument("--split", default="train", choices=["train", "val", "test"])
+    synth.add_argument("--width", type=int, default=640)
+    synth.add_argument("--height", type=int, default=384)
+    synth.add_argument("--workers", type=int, default=0, help="processes (0: one per core)")
+    synth.set_defaults(run=_handler("perception.data.synthetic.export:synth_command"))
+    show = data.add_parser("show", help="draw a sample's image, boxes, semantics and depth to a PNG")
+    show.add_argument("--dataset", default="synthetic", help="synthetic, cityscapes, kitti, bdd100k or a synth folder")
+    show.add_argument("--root", type=Path, help="data set root (real layouts and synth folders)")
+    show.add_argument("--split", default="train")
+    show.add_argument("--index", type=int, default=0)
+    show.add_argument("--out", type=Path, default=Path("sample.png"))
+    show.set_defaults(run=_handler("perception.data.show:show_command"))
+
+    train = commands.add_parser("train", help="train a model from a config file")
+    train.add_argument("config", type=Path)
+    train.add_argument("--out", type=Path, help="run folder (default: runs/<config name>)")
+    train.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
+    train.add_argument("--init", type=Path, help="start from these weights (.safetensors or checkpoint)")
+    train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
+    train.set_defaults(run=_handler("perception.train:train_command"))
+
+    evaluate = commands.add_parser("eval", help="evaluate a checkpoint or an exported model on held-out data")
+    evaluate.add_argument("model", type=Path, help="checkpoint (.pt / .safetensors) or model.onnx")
+    evaluate.add_argument("--config", type=Path, help="config (for checkpoints without one)")
+    evaluate.add_argument("--count", type=int, default=200, help="held-out frames")
+    evaluate.add_argument("--out", type=Path, help="write metrics JSON and Markdown here")
+    evaluate.set_defaults(run=_handler("perception.evaluate:eval_command"))
+
+    export = commands.add_parser("export", help="export a checkpoint to a self-contained ONNX model")
+    export.add_argument("checkpoint", type=Path)
+    export.add_argument("--out", type=Path, required=True, help="models/<name>/<version>/")
+    export.set_defaults(run=_handler("perception.export:export_command"))
+
+    serve = commands.add_parser("serve", help="run the HTTP service (settings from PERCEPTION_* variables)")
+    serve.add_argument("--host", help="overrides PERCEPTION_HOST")
+    serve.add_argument("--port", type=int, help="overrides PERCEPTION_PORT")
+    serve.set_defaults(run=_handler("service.__main__:serve_command"))
+
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.run(args) or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
