@@ -61,6 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     export = commands.add_parser("export", help="export a checkpoint to a self-contained ONNX model")
     export.add_argument("checkpoint", type=Path)
     export.add_argument("--out", type=Path, required=True, help="models/<name>/<version>/")
+    export.add_argument("--frames", type=Path, help="folder of real JPEG/PNG frames to verify on (besides random ones)")
+    export.add_argument("--metrics", type=Path, help="metrics JSON (from perception eval) to carry in the metadata")
     export.set_defaults(run=_handler("perception.export:export_command"))
 
     serve = commands.add_parser("serve", help="run the HTTP service (settings from PERCEPTION_* variables)")

@@ -1,0 +1,114 @@
+"""Run configuration: plain dataclasses read from a TOML file, overridable with ``key=value``."""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import hashlib
+import json
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+TASKS = ("detection", "segmentation", "depth")
+
+
+@dataclass
+class ModelConfig:
+    backbone: str = "resnet18d"  # any timm model that supports features_only with strides 4..32
+    backbone_kwargs: dict = field(default_factory=lambda: {"channels": [32, 64, 128, 256], "stem_width": 16})
+    pretrained: str = ""  # local weights file for the backbone; nothing is downloaded
+    tasks: list[str] = field(default_factory=lambda: list(TASKS))
+    neck_channels: int = 64
+    det_channels: int = 48
+    det_strides: list[int] = field(default_factory=lambda: [8, 16, 32])
+    dense_channels: int = 32  # segmentation and depth decoders
+    input_height: int = 384
+    input_width: int = 640
+    canonical_focal_px: float = 500.0  # depth is predicted as if seen by a camera with this focal length
+    max_detections: int = 100  # per image, after NMS
+    score_threshold: float = 0.05  # exported detections below this score are dropped
+    nms_iou: float = 0.6
+    pre_nms_top_k: int = 1000
+
+
+@dataclass
+class DataConfig:
+    dataset: str = "synthetic"  # synthetic, synthdir, cityscapes, kitti, bdd100k
+    root: str = ""
+    train_split: str = "train"
+    val_split: str = "val"
+    train_length: int = 100_000  # synthetic frames per epoch
+    val_length: int = 200
+    seed: int = 0
+    workers: int = 2
+    scale_jitter: list[float] = field(default_factory=lambda: [0.75, 1.25])
+    flip: bool = True
+    photometric: bool = True
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 20_000
+    batch_size: int = 16
+    lr: float = 2e-3
+    weight_decay: float = 0.05
+    warmup_steps: int = 500
+    amp: bool = True  # bfloat16 autocast on CPU, float16 with a grad scaler on CUDA
+    ema_decay: float = 0.9998
+    grad_clip: float = 10.0
+    task_weights: dict = field(default_factory=lambda: {"detection": 1.0, "segmentation": 1.0, "depth": 1.0})
+    seed: int = 0
+    log_every: int = 20
+    eval_every: int = 2000
+    checkpoint_every_s: float = 300.0
+
+
+@dataclass
+class Config:
+    name: str = "drivenet"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def digest(self) -> str:
+        """A short hash of the whole recipe, written into exported models."""
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+
+    @classmethod
+    def from_dict(cls, raw: dict) -> Config:
+        sections = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig}
+        unknown = set(raw) - {*sections, "name"}
+        if unknown:
+            raise ValueError(f"unknown config sections: {sorted(unknown)}")
+        kwargs = {}
+        for key, section_cls in sections.items():
+            values = raw.get(key, {})
+            names = {f.name for f in dataclasses.fields(section_cls)}
+            if bad := set(values) - names:
+                raise ValueError(f"unknown keys in [{key}]: {sorted(bad)}")
+            kwargs[key] = section_cls(**values)
+        return cls(name=raw.get("name", "drivenet"), **kwargs)
+
+
+def load_config(path: Path | None, overrides: list[str] = ()) -> Config:
+    """Read a TOML config and apply ``section.key=value`` overrides (values parsed as Python literals)."""
+    raw = tomllib.loads(Path(path).read_text()) if path else {}
+    for item in overrides:
+        key, _, value = item.partition("=")
+        *sections, leaf = key.strip().split(".")
+        node = raw
+        for section in sections:
+            node = node.setdefault(section, {})
+        try:
+            node[leaf] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            node[leaf] = value
+    config = Config.from_dict(raw)
+    for task in config.model.tasks:
+        if task not in TASKS:
+            raise ValueError(f"unknown task {task!r}; choose from {TASKS}")
+    return config

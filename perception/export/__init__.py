@@ -1,0 +1,93 @@
+"""``perception export``: trained weights → ``models/<name>/<version>/`` (model.onnx, its checksum,
+the weights for fine-tuning, the config, and a card)."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import onnx
+
+from perception.classes import DETECTION_CLASSES, SEGMENTATION_CLASSES, SEGMENTATION_PALETTE
+from perception.contract import Letterbox, ModelMetadata
+
+MODEL_FILE = "model.onnx"
+CHECKSUM_FILE = "model.onnx.sha256"
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def verification_frames(height: int, width: int, frames_dir: Path | None, seed: int = 0) -> np.ndarray:
+    """Random frames plus real ones (letterboxed JPEG/PNG files from ``frames_dir``), uint8 [N, 3, H, W]."""
+    rng = np.random.default_rng(seed)
+    frames = [rng.integers(0, 256, (height, width, 3), dtype=np.uint8) for _ in range(2)]
+    if frames_dir:
+        for path in sorted(frames_dir.glob("*.[jp][pn]g"))[:4]:
+            image = cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
+            frames.append(Letterbox.fit(image.shape[1], image.shape[0], width, height).apply(image))
+    return np.stack(frames).transpose(0, 3, 1, 2).copy()
+
+
+def export_model(
+    weights: Path,
+    out: Path,
+    frames_dir: Path | None = None,
+    metrics: dict | None = None,
+    command: str = "",
+) -> dict:
+    """Export, verify and write the model folder; returns the verification report."""
+    from perception.export.graph import build_graph
+    from perception.export.reference import load_trained
+    from perception.export.verify import verify
+
+    net, config = load_trained(weights)
+    cfg = config.model
+    metadata = ModelMetadata(
+        name=config.name,
+        version=out.name,
+        input_height=cfg.input_height,
+        input_width=cfg.input_width,
+        detection_classes=list(DETECTION_CLASSES),
+        segmentation_classes=list(SEGMENTATION_CLASSES),
+        segmentation_palette=[list(c) for c in SEGMENTATION_PALETTE],
+        depth_unit="m",
+        canonical_focal_px=cfg.canonical_focal_px,
+        default_focal_px=cfg.canonical_focal_px,
+        recipe_hash=config.digest(),
+        data_hash=hashlib.sha256(json.dumps(config.data.__dict__, sort_keys=True).encode()).hexdigest()[:16],
+        metrics=metrics or {},
+    )
+    model = build_graph(net, config, metadata)
+    frames = verification_frames(cfg.input_height, cfg.input_width, frames_dir)
+    focal = np.full(len(frames), cfg.canonical_focal_px, np.float32) * np.linspace(0.8, 1.2, len(frames), dtype=np.float32)
+    report = verify(model, net, frames, focal)
+
+    out.mkdir(parents=True, exist_ok=True)
+    onnx.save_model(model, out / MODEL_FILE)
+    (out / CHECKSUM_FILE).write_text(f"{sha256(out / MODEL_FILE)}  {MODEL_FILE}\n")
+    if weights.suffix == ".safetensors" and weights.resolve() != (out / "model.safetensors").resolve():
+        shutil.copyfile(weights, out / "model.safetensors")
+    (out / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
+    (out / "export.json").write_text(json.dumps({"verification": report, "command": command}, indent=2))
+    return report
+
+
+def export_command(args: argparse.Namespace) -> int:
+    import sys
+
+    metrics = json.loads(args.metrics.read_text()) if args.metrics else None
+    report = export_model(args.checkpoint, args.out, args.frames, metrics, command=" ".join(["perception", *sys.argv[1:]]))
+    print(json.dumps(report, indent=2))
+    print(f"wrote {args.out / MODEL_FILE}")
+    return 0
