@@ -90,7 +90,7 @@ class Letterbox:
         """The image ([H, W, C] uint8) resized and padded to the model input size."""
         interp = cv2.INTER_AREA if self.scale < 1 else cv2.INTER_LINEAR
         resized = cv2.resize(image, (self.new_w, self.new_h), interpolation=interp)
-        out = np.full((self.dst_h, self.dst_w) + image.shape[2:], LETTERBOX_FILL, dtype=image.dtype)
+        out = np.full((self.dst_h, self.dst_w, *image.shape[2:]), LETTERBOX_FILL, dtype=image.dtype)
         out[self.pad_y : self.pad_y + self.new_h, self.pad_x : self.pad_x + self.new_w] = resized
         return out
 

@@ -52,7 +52,7 @@ def task_aligned_assign(
     box weights [A]). A box smaller than a point's stride is grown to that stride for the
     "point inside box" test, so tiny distant objects still get candidates.
     """
-    num_points, num_classes = scores.shape
+    num_points = scores.shape[0]
     assigned = torch.full((num_points,), -1, dtype=torch.long, device=scores.device)
     cls_targets = torch.zeros_like(scores)
     if gt_boxes.numel() == 0:

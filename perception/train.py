@@ -217,7 +217,11 @@ def train(config: Config, out: Path, resume: bool = False, init: Path | None = N
 
         if main_process and (step % tc.log_every == 0 or step == tc.steps):
             row = {"step": step, "loss": total.item(), **{k: v.item() for k, v in losses.items()}}
-            row |= {"lr": scheduler.get_last_lr()[0], "grad_norm": grad_norm.item(), "time_s": time.monotonic() - started}
+            row |= {
+                "lr": scheduler.get_last_lr()[0],
+                "grad_norm": grad_norm.item(),
+                "time_s": time.monotonic() - started,
+            }
             for key, value in row.items():
                 if key != "step":
                     writer.add_scalar(f"train/{key}", value, step)

@@ -45,7 +45,9 @@ def sample_to_tensors(sample: Sample) -> dict:
             sample.semantic.astype(np.int64) if sample.has_semantic else np.full((h, w), IGNORE_INDEX, np.int64)
         ),
         "has_semantic": sample.has_semantic,
-        "depth": torch.from_numpy(sample.depth.astype(np.float32) if sample.has_depth else np.zeros((h, w), np.float32)),
+        "depth": torch.from_numpy(
+            sample.depth.astype(np.float32) if sample.has_depth else np.zeros((h, w), np.float32)
+        ),
         "has_depth": sample.has_depth,
     }
 

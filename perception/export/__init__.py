@@ -70,7 +70,9 @@ def export_model(
     )
     model = build_graph(net, config, metadata)
     frames = verification_frames(cfg.input_height, cfg.input_width, frames_dir)
-    focal = np.full(len(frames), cfg.canonical_focal_px, np.float32) * np.linspace(0.8, 1.2, len(frames), dtype=np.float32)
+    focal = np.full(len(frames), cfg.canonical_focal_px, np.float32) * np.linspace(
+        0.8, 1.2, len(frames), dtype=np.float32
+    )
     report = verify(model, net, frames, focal)
 
     out.mkdir(parents=True, exist_ok=True)
@@ -87,7 +89,9 @@ def export_command(args: argparse.Namespace) -> int:
     import sys
 
     metrics = json.loads(args.metrics.read_text()) if args.metrics else None
-    report = export_model(args.checkpoint, args.out, args.frames, metrics, command=" ".join(["perception", *sys.argv[1:]]))
+    report = export_model(
+        args.checkpoint, args.out, args.frames, metrics, command=" ".join(["perception", *sys.argv[1:]])
+    )
     print(json.dumps(report, indent=2))
     print(f"wrote {args.out / MODEL_FILE}")
     return 0

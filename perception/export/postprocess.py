@@ -72,4 +72,3 @@ def postprocess_model(max_detections: int, iou_threshold: float, score_threshold
         ]
     )
     return model
-

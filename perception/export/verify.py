@@ -54,7 +54,9 @@ def compare(actual: dict[str, np.ndarray], expected: dict[str, np.ndarray]) -> d
     if OUTPUT_SEMANTIC in expected:
         agreement = float((actual[OUTPUT_SEMANTIC] == expected[OUTPUT_SEMANTIC]).mean())
         if agreement < SEGMENTATION_AGREEMENT:
-            raise ExportCheckError(f"segmentation agrees on {agreement:.4%} of pixels, need {SEGMENTATION_AGREEMENT:.1%}")
+            raise ExportCheckError(
+                f"segmentation agrees on {agreement:.4%} of pixels, need {SEGMENTATION_AGREEMENT:.1%}"
+            )
         report["segmentation_agreement"] = agreement
     if OUTPUT_DEPTH in expected:
         e, a = expected[OUTPUT_DEPTH], actual[OUTPUT_DEPTH].astype(np.float32)

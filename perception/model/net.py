@@ -24,7 +24,9 @@ IMAGE_STD = (0.229, 0.224, 0.225)
 
 
 def conv_bn_act(cin: int, cout: int, k: int = 3) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(cin, cout, k, padding=k // 2, bias=False), nn.BatchNorm2d(cout), nn.SiLU(inplace=True))
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, k, padding=k // 2, bias=False), nn.BatchNorm2d(cout), nn.SiLU(inplace=True)
+    )
 
 
 class DetectionHead(nn.Module):
@@ -110,8 +112,9 @@ class MultiTaskNet(nn.Module):
         return (images.float() - self.mean) / self.std
 
     def forward(self, x: Tensor) -> dict[str, Tensor]:
-        """Raw outputs: ``det_logits`` [B, A, C], ``det_distances`` [B, A, 4], ``det_points`` [A, 2], ``det_strides`` [A],
-        ``seg_logits`` [B, K, H, W], ``log_depth`` [B, 1, H, W] (log metres in the canonical camera)."""
+        """Raw outputs: ``det_logits`` [B, A, C], ``det_distances`` [B, A, 4], ``det_points`` [A, 2],
+        ``det_strides`` [A], ``seg_logits`` [B, K, H, W], ``log_depth`` [B, 1, H, W] (log metres,
+        canonical camera)."""
         size = (x.shape[-2], x.shape[-1])
         feats = self.backbone(x)
         pyramid = list(self.neck(OrderedDict((str(i), f) for i, f in enumerate(feats))).values())
