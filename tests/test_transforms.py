@@ -15,7 +15,9 @@ from perception.data.transforms import (
     PhotometricJitter,
     RandomHorizontalFlip,
     RandomScaleJitter,
+    eval_transform,
     resize_nearest,
+    training_transform,
 )
 
 H, W = 60, 80
@@ -217,3 +219,18 @@ def test_resize_nearest_is_centre_aligned():
     plane = np.arange(8, dtype=np.uint8)[None, :]
     assert resize_nearest(plane, 4, 1).tolist() == [[1, 3, 5, 7]]  # centres 0.5 → source 1, …
     assert resize_nearest(plane, 16, 1).tolist() == [np.repeat(np.arange(8), 2).tolist()]
+
+
+def test_training_transform_follows_the_config():
+    from perception.config import Config
+
+    config = Config()
+    config.model.input_height, config.model.input_width = 72, 128
+    pipeline = training_transform(config)
+    kinds = [type(t) for t in pipeline.transforms]
+    assert kinds == [Letterbox, RandomScaleJitter, RandomHorizontalFlip, PhotometricJitter]
+    out = pipeline(scene(), np.random.default_rng(0))
+    assert out.size == (72, 128)
+    config.data.flip, config.data.photometric, config.data.scale_jitter = False, False, [1.0, 1.0]
+    assert [type(t) for t in training_transform(config).transforms] == [Letterbox]
+    assert eval_transform(config)(scene(), np.random.default_rng(0)).size == (72, 128)

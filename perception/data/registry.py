@@ -6,6 +6,7 @@ Adapters are imported inside ``open_dataset`` so that opening one layout never i
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Protocol
 
@@ -23,13 +24,23 @@ class Dataset(Protocol):
     def __getitem__(self, index: int) -> Sample: ...
 
 
-def open_dataset(name: str, root: Path | None, split: str, length: int = 10_000) -> Dataset:
+def open_dataset(
+    name: str,
+    root: Path | None,
+    split: str,
+    length: int = 10_000,
+    size: tuple[int, int] = (384, 640),
+    seed: int = 0,
+) -> Dataset:
     """The data set called ``name`` (one of DATASET_NAMES). ``root`` is required for every layout
-    on disk; ``length`` only sizes the procedural ``synthetic`` set."""
+    on disk; ``length``, ``size`` (height, width) and ``seed`` only shape the procedural
+    ``synthetic`` set (real layouts keep their own image sizes: the transforms letterbox them)."""
     if name == "synthetic":
         from perception.data.synthetic import SyntheticDataset
 
-        return SyntheticDataset(split=split, length=length, height=384, width=640)
+        # seed is passed only if the synthetic world takes one
+        extra = {"seed": seed} if "seed" in inspect.signature(SyntheticDataset).parameters else {}
+        return SyntheticDataset(split=split, length=length, height=size[0], width=size[1], **extra)
     if name not in DATASET_NAMES:
         raise ValueError(f"unknown data set {name!r}; expected one of {', '.join(DATASET_NAMES)}")
     if root is None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -28,6 +29,9 @@ from perception.classes import IGNORE_INDEX
 from perception.contract import LETTERBOX_FILL
 from perception.contract import Letterbox as LetterboxGeometry
 from perception.data.sample import Sample
+
+if TYPE_CHECKING:
+    from perception.config import Config
 
 Transform = Callable[[Sample, np.random.Generator], Sample]
 
@@ -236,3 +240,24 @@ class PhotometricJitter:
         if self.noise:
             image += rng.normal(0.0, self.noise / 255.0, image.shape).astype(np.float32)
         return replace(sample, image=(np.clip(image, 0, 1) * 255.0 + 0.5).astype(np.uint8))
+
+
+# --- recipes -------------------------------------------------------------------------------------
+def training_transform(config: Config) -> Compose:
+    """The training pipeline from ``config.data``: letterbox to the model's input first (cheap on
+    big images), then scale jitter and flip at model size, then photometric jitter."""
+    data, model = config.data, config.model
+    steps: list[Transform] = [Letterbox(model.input_height, model.input_width)]
+    low, high = data.scale_jitter
+    if (low, high) != (1.0, 1.0):
+        steps.append(RandomScaleJitter(low, high))
+    if data.flip:
+        steps.append(RandomHorizontalFlip(0.5))
+    if data.photometric:
+        steps.append(PhotometricJitter())
+    return Compose(steps)
+
+
+def eval_transform(config: Config) -> Compose:
+    """Evaluation: the service's letterbox only."""
+    return Compose([Letterbox(config.model.input_height, config.model.input_width)])
