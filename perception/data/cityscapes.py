@@ -67,17 +67,30 @@ def read_camera(path: Path) -> tuple[Camera, float]:
 def instance_boxes(instances: np.ndarray) -> dict[str, np.ndarray]:
     """Boxes [N, 4] (x1, y1, x2, y2, pixel edges) per Cityscapes class name from an instance map.
     Ids below 1000 are groups ("cargroup") or stuff, not single objects, and give no box."""
-    boxes: dict[str, list[list[float]]] = {}
+    flat = np.flatnonzero(instances.ravel() >= 1000)
+    if flat.size == 0:
+        return {}
+    ids = instances.ravel()[flat]
+    order = np.argsort(ids, kind="stable")  # one pass over instance pixels, grouped by id
+    ids, flat = ids[order], flat[order]
+    starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
+    ys, xs = np.divmod(flat, instances.shape[1])
+    extents = np.stack(
+        [
+            np.minimum.reduceat(xs, starts),
+            np.minimum.reduceat(ys, starts),
+            np.maximum.reduceat(xs, starts) + 1,
+            np.maximum.reduceat(ys, starts) + 1,
+        ],
+        axis=1,
+    ).astype(np.float32)
     names = {label_id: name for label_id, name, _ in taxonomy.CITYSCAPES_LABELS}
-    for inst_id in np.unique(instances):
-        if inst_id < 1000:
-            continue
+    boxes: dict[str, list[np.ndarray]] = {}
+    for inst_id, box in zip(ids[starts], extents, strict=True):
         name = names.get(int(inst_id) // 1000)
-        if name is None:
-            continue
-        ys, xs = np.nonzero(instances == inst_id)
-        boxes.setdefault(name, []).append([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1])
-    return {k: np.asarray(v, dtype=np.float32).reshape(-1, 4) for k, v in boxes.items()}
+        if name is not None:
+            boxes.setdefault(name, []).append(box)
+    return {k: np.stack(v).reshape(-1, 4) for k, v in boxes.items()}
 
 
 def component_boxes(mask: np.ndarray, min_area: int) -> np.ndarray:
