@@ -13,12 +13,16 @@ from onnxscript import opset18 as op
 
 from perception.contract import OUTPUT_DETECTIONS, OUTPUT_NUM_DETECTIONS
 
+# onnxscript reads the annotations' source, so the shapes are module-level names.
+BOXES = FLOAT["B", "A", 4]
+SCORES = FLOAT["B", "C", "A"]
+
 
 def postprocess_model(max_detections: int, iou_threshold: float, score_threshold: float) -> onnx.ModelProto:
     """A model mapping ``boxes`` [B, A, 4] and ``scores`` [B, C, A] to the packed detections."""
 
     @script()
-    def detections_from_scores(boxes: FLOAT[B, A, 4], scores: FLOAT[B, C, A]):  # noqa: F821
+    def detections_from_scores(boxes: BOXES, scores: SCORES):
         k = op.Constant(value_ints=[max_detections])
         k_scalar = op.Constant(value_int=max_detections)
         iou = op.Constant(value_floats=[iou_threshold])

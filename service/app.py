@@ -1,0 +1,327 @@
+"""The FastAPI application: routes, errors as RFC 9457 problems, start-up and shut-down."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import time
+import uuid
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+from fastapi import FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from service.batcher import Batcher, DeadlineExceeded, InferenceFailed, QueueFull
+from service.engine import Engine
+from service.imaging import ImageError
+from service.pipeline import OUTPUTS, FrameInput, Options, Pipeline
+from service.schemas import ModelRef, PerceiveResponse, Problem
+from service.settings import Settings
+
+log = logging.getLogger("service")
+
+IMAGE_TYPES = ("image/jpeg", "image/png")
+PROBLEM_TYPE = "application/problem+json"
+
+
+class ProblemError(Exception):
+    """An answer other than 200, as an RFC 9457 problem."""
+
+    def __init__(self, status: int, title: str, detail: str, headers: dict[str, str] | None = None):
+        super().__init__(detail)
+        self.status, self.title, self.detail, self.headers = status, title, detail, headers or {}
+
+
+@dataclass
+class State:
+    settings: Settings
+    engine: Engine | None = None
+    batcher: Batcher | None = None
+    pipeline: Pipeline | None = None
+    ready: bool = False
+    draining: bool = False
+    extras: dict = field(default_factory=dict)
+
+
+def problem(status: int, title: str, detail: str, request_id: str | None, headers=None) -> JSONResponse:
+    body = Problem(title=title, status=status, detail=detail, request_id=request_id).model_dump()
+    return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_TYPE)
+
+
+def request_id_of(request: Request) -> str:
+    rid = getattr(request.state, "request_id", None)
+    if rid is None:
+        supplied = request.headers.get("x-request-id", "")
+        rid = supplied if 0 < len(supplied) <= 128 and supplied.isprintable() else uuid.uuid4().hex
+        request.state.request_id = rid
+    return rid
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    state = State(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        engine = await asyncio.to_thread(Engine, settings.model, settings.providers, settings.intra_op_threads)
+        for _ in range(3):  # warm-up: first runs allocate and pick kernels
+            await asyncio.to_thread(engine.self_test)
+        state.engine = engine
+        state.batcher = Batcher(
+            lambda: state.engine, settings.max_batch, settings.max_queue_delay_ms / 1000, settings.max_queue
+        )
+        state.batcher.start()
+        state.pipeline = Pipeline(state.batcher, lambda: state.engine, settings.max_pixels, os.cpu_count() or 2)
+        state.ready = True
+        log.info("serving %s %s from %s on %s", engine.name, engine.version, engine.path, engine.provider)
+        yield
+        state.ready = False
+        state.draining = True
+        await state.batcher.drain(settings.drain_timeout_s)
+        await state.batcher.stop()
+        state.pipeline.close()
+
+    app = FastAPI(
+        title="Perception service",
+        version="1",
+        summary="Object detection, semantic segmentation and metric depth from camera frames, in one pass.",
+        lifespan=lifespan,
+    )
+    app.state.perception = state
+
+    @app.exception_handler(ProblemError)
+    async def on_problem(request: Request, exc: ProblemError):
+        return problem(exc.status, exc.title, exc.detail, request_id_of(request), exc.headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def on_http(request: Request, exc: StarletteHTTPException):
+        return problem(exc.status_code, "HTTP error", str(exc.detail), request_id_of(request))
+
+    @app.exception_handler(RequestValidationError)
+    async def on_validation(request: Request, exc: RequestValidationError):
+        details = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        return problem(422, "Invalid request", details, request_id_of(request))
+
+    @app.get("/healthz", summary="Liveness: the process is up")
+    async def healthz():
+        return {"status": "ok"}
+
+    @app.get("/readyz", summary="Readiness: a model is loaded and warmed, and the service is not draining")
+    async def readyz():
+        if state.ready and not state.draining:
+            return {"status": "ready", "model": ModelRef(name=state.engine.name, version=state.engine.version)}
+        return JSONResponse({"status": "draining" if state.draining else "loading"}, status_code=503)
+
+    @app.get("/v1/models", summary="The model being served")
+    async def models():
+        engine = require_engine(state)
+        md = engine.metadata
+        return {
+            "name": md.name,
+            "version": md.version,
+            "checksum": engine.checksum,
+            "provider": engine.provider,
+            "path": str(engine.path),
+            "input_size": {"height": md.input_height, "width": md.input_width},
+            "detection_classes": md.detection_classes,
+            "segmentation_classes": md.segmentation_classes,
+            "metrics": md.metrics,
+        }
+
+    @app.post(
+        "/v1/perceive",
+        response_model=PerceiveResponse,
+        summary="Detections, segmentation and depth for one or several camera frames",
+        responses={s: {"model": Problem} for s in (400, 413, 415, 422, 500, 503, 504)},
+        openapi_extra={"requestBody": perceive_request_body()},
+    )
+    async def perceive(
+        request: Request,
+        outputs: str = Query(",".join(OUTPUTS), description="comma list of detections, segmentation, depth"),
+        segmentation_encoding: str = Query("png", pattern="^(png|rle)$"),
+        depth_encoding: str = Query("png16", pattern="^(png16|float16)$"),
+        score_threshold: float = Query(0.25, ge=0, le=1),
+        output_scale: float = Query(1.0, gt=0, le=1, description="dense outputs' size relative to the image"),
+    ):
+        received = time.monotonic()
+        rid = request_id_of(request)
+        wanted = frozenset(o.strip() for o in outputs.split(",") if o.strip())
+        if not wanted or wanted - set(OUTPUTS):
+            raise ProblemError(422, "Invalid request", f"outputs must be a comma list of {', '.join(OUTPUTS)}")
+        options = Options(wanted, segmentation_encoding, depth_encoding, score_threshold, output_scale)
+        deadline = parse_deadline(request, received)
+        frames = await read_frames(request, settings)
+        engine = require_engine(state)
+        pipeline = state.pipeline
+
+        try:
+            prepared = await asyncio.gather(*(pipeline.prepare(f) for f in frames))
+        except ImageError as exc:
+            raise ProblemError(400, "Undecodable image", str(exc)) from exc
+        try:
+            futures = state.batcher.submit_many([(p.pixels, p.focal_px) for p in prepared], deadline)
+        except QueueFull as exc:
+            retry = {"Retry-After": str(max(1, round(exc.retry_after_s)))}
+            raise ProblemError(503, "Overloaded", str(exc), retry) from exc
+        try:
+            results = await asyncio.gather(*futures)
+        except DeadlineExceeded as exc:
+            raise ProblemError(504, "Deadline exceeded", f"{exc}; the frame was not run") from exc
+        except InferenceFailed as exc:
+            log.error("request %s: %s", rid, exc)
+            raise ProblemError(500, "Inference failed", f"{exc} (request {rid})") from exc
+        work = enumerate(zip(frames, prepared, results, strict=True))
+        answers = await asyncio.gather(*(pipeline.finish(f, i, p, r, options) for i, (f, p, r) in work))
+        total_ms = (time.monotonic() - received) * 1000
+        for answer in answers:
+            answer.timings.total_ms = total_ms
+        served_by = results[0].engine if results else engine
+        log.info("request %s: %d frame(s), %.1f ms", rid, len(frames), total_ms)
+        response = PerceiveResponse(
+            request_id=rid, model=ModelRef(name=served_by.name, version=served_by.version), frames=answers
+        )
+        return JSONResponse(response.model_dump(exclude_none=True), headers={"X-Request-ID": rid})
+
+    return app
+
+
+def require_engine(state: State) -> Engine:
+    if state.engine is None or not state.ready:
+        raise ProblemError(503, "Not ready", "the model is still loading", {"Retry-After": "1"})
+    return state.engine
+
+
+def parse_deadline(request: Request, received: float) -> float | None:
+    raw = request.headers.get("x-deadline-ms")
+    if raw is None:
+        return None
+    try:
+        budget_ms = float(raw)
+    except ValueError:
+        raise ProblemError(422, "Invalid deadline", "X-Deadline-Ms must be a number of milliseconds") from None
+    if not 0 < budget_ms <= 3_600_000:
+        raise ProblemError(422, "Invalid deadline", "X-Deadline-Ms must lie in (0, 3600000]")
+    return received + budget_ms / 1000
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise ProblemError(413, "Payload too large", f"the body has {declared} bytes, more than {limit}")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ProblemError(413, "Payload too large", f"the body is larger than {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def read_frames(request: Request, settings: Settings) -> list[FrameInput]:
+    """One frame from a raw JPEG/PNG body, or several from multipart/form-data."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type in IMAGE_TYPES:
+        return [FrameInput(await read_body(request, settings.max_body_bytes))]
+    if content_type == "multipart/form-data":
+        return await read_multipart(request, settings)
+    shown = content_type or "none"
+    raise ProblemError(
+        415, "Unsupported media type", f"Content-Type {shown}; send image/jpeg, image/png or multipart/form-data"
+    )
+
+
+async def read_multipart(request: Request, settings: Settings) -> list[FrameInput]:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > settings.max_body_bytes:
+        raise ProblemError(
+            413, "Payload too large", f"the body has {declared} bytes, more than {settings.max_body_bytes}"
+        )
+    try:
+        form = await request.form(max_files=settings.max_frames, max_fields=8, max_part_size=settings.max_body_bytes)
+    except Exception as exc:  # python-multipart and Starlette raise several types for bad bodies
+        raise ProblemError(400, "Malformed multipart body", str(exc) or type(exc).__name__) from exc
+    files = form.getlist("frames")
+    if not files:
+        raise ProblemError(422, "No frames", "multipart requests carry their images in parts named 'frames'")
+    for part in files:
+        if isinstance(part, str) or (part.content_type or "").split(";")[0] not in IMAGE_TYPES:
+            raise ProblemError(415, "Unsupported media type", "each 'frames' part must be image/jpeg or image/png")
+    metadata = parse_metadata(form.get("metadata"), len(files))
+    frames = []
+    total = 0
+    for part, meta in zip(files, metadata, strict=True):
+        data = await part.read()
+        total += len(data)
+        if total > settings.max_body_bytes:
+            raise ProblemError(
+                413, "Payload too large", f"the frames add up to more than {settings.max_body_bytes} bytes"
+            )
+        frames.append(FrameInput(data, **meta))
+    return frames
+
+
+FRAME_FIELDS = {"camera_id": str, "frame_id": str, "timestamp": (int, float), "focal_px": (int, float)}
+
+
+def parse_metadata(raw, count: int) -> list[dict]:
+    """The optional 'metadata' part: a JSON array with one object per frame, in order."""
+    if raw is None:
+        return [{} for _ in range(count)]
+    if not isinstance(raw, str):
+        raise ProblemError(422, "Invalid metadata", "'metadata' must be a text field holding JSON")
+    try:
+        items = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ProblemError(422, "Invalid metadata", f"'metadata' is not valid JSON: {exc}") from exc
+    if not isinstance(items, list) or len(items) != count:
+        raise ProblemError(
+            422, "Invalid metadata", f"'metadata' must be a JSON array of {count} objects, one per frame"
+        )
+    parsed = []
+    for i, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise ProblemError(422, "Invalid metadata", f"metadata[{i}] must be an object")
+        if unknown := set(item) - set(FRAME_FIELDS):
+            raise ProblemError(422, "Invalid metadata", f"metadata[{i}] has unknown fields {sorted(unknown)}")
+        for key, value in item.items():
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, FRAME_FIELDS[key]):
+                raise ProblemError(422, "Invalid metadata", f"metadata[{i}].{key} has the wrong type")
+            if key in ("camera_id", "frame_id") and len(value) > 256:
+                raise ProblemError(422, "Invalid metadata", f"metadata[{i}].{key} is longer than 256 characters")
+        focal = item.get("focal_px")
+        if focal is not None and not 1 <= focal <= 100_000:
+            raise ProblemError(422, "Invalid metadata", f"metadata[{i}].focal_px must lie in [1, 100000] pixels")
+        parsed.append({k: item.get(k) for k in FRAME_FIELDS})
+    return parsed
+
+
+def perceive_request_body() -> dict:
+    metadata_example = json.dumps([{"camera_id": "front", "frame_id": "000123", "timestamp": 1732380000.05}])
+    return {
+        "required": True,
+        "description": "One frame as a raw JPEG/PNG body, or several as multipart/form-data: parts named "
+        "'frames' (images, in order) and an optional 'metadata' part, a JSON array with one object per frame "
+        "(camera_id, frame_id, timestamp, focal_px in original-image pixels). Header X-Deadline-Ms sets a "
+        "time budget: frames not run by then are answered 504.",
+        "content": {
+            "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
+            "image/png": {"schema": {"type": "string", "format": "binary"}},
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["frames"],
+                    "properties": {
+                        "frames": {"type": "array", "items": {"type": "string", "format": "binary"}},
+                        "metadata": {"type": "string", "example": metadata_example},
+                    },
+                }
+            },
+        },
+    }

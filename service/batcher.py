@@ -1,0 +1,179 @@
+"""Dynamic batching: frames from concurrent requests are coalesced into single inference runs.
+
+A frame waits at most ``max_delay_s`` for others to join its batch (Triton's "maximum queue
+delay"). A frame whose deadline has passed before its batch runs is answered without running.
+When ``max_queue`` frames are waiting, new frames are refused at once (the caller answers 503).
+Each batch runs on the engine that was current when the batch formed, so a model switch never
+splits a batch and in-flight frames finish on the model they started with.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from service.engine import Engine
+
+
+class QueueFull(Exception):
+    """Too many frames are waiting; retry after ``retry_after_s``."""
+
+    def __init__(self, retry_after_s: float):
+        super().__init__(f"inference queue is full; retry in {retry_after_s:.1f} s")
+        self.retry_after_s = retry_after_s
+
+
+class DeadlineExceeded(Exception):
+    """The frame's deadline passed before it could be run."""
+
+
+class InferenceFailed(Exception):
+    """The inference run that held this frame raised."""
+
+
+@dataclass
+class Job:
+    image: np.ndarray  # uint8 [3, H, W], letterboxed
+    focal_px: float  # at model resolution
+    deadline: float | None  # time.monotonic() seconds
+    future: asyncio.Future
+    enqueued: float = field(default_factory=time.monotonic)
+
+
+@dataclass
+class Result:
+    outputs: dict[str, np.ndarray]  # this frame's slice of every output
+    engine: Engine
+    queue_s: float
+    inference_s: float
+    batch_size: int
+
+
+class Batcher:
+    def __init__(
+        self,
+        engine: Callable[[], Engine],
+        max_batch: int,
+        max_delay_s: float,
+        max_queue: int,
+        on_batch: Callable[[int, float], None] | None = None,
+        on_expired: Callable[[int], None] | None = None,
+    ):
+        self._engine = engine
+        self.max_batch = max_batch
+        self.max_delay_s = max_delay_s
+        self.max_queue = max_queue
+        self._on_batch = on_batch or (lambda size, seconds: None)
+        self._on_expired = on_expired or (lambda count: None)
+        self._queue: asyncio.Queue[Job] = asyncio.Queue()
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="inference")
+        self._task: asyncio.Task | None = None
+        self._in_hand = 0  # frames taken off the queue and not yet answered
+        self._last_batch_s = 0.05
+
+    @property
+    def depth(self) -> int:
+        """Frames waiting or running."""
+        return self._queue.qsize() + self._in_hand
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._loop(), name="batcher")
+
+    async def drain(self, timeout_s: float) -> bool:
+        """Wait until every accepted frame has been answered; True if it finished in time."""
+        end = time.monotonic() + timeout_s
+        while self.depth and time.monotonic() < end:
+            await asyncio.sleep(0.01)
+        return self.depth == 0
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        for job in self._pending():
+            if not job.future.done():
+                job.future.set_exception(InferenceFailed("the service is shutting down"))
+        self._executor.shutdown(wait=True)
+
+    def _pending(self) -> list[Job]:
+        jobs = []
+        while not self._queue.empty():
+            jobs.append(self._queue.get_nowait())
+        return jobs
+
+    def submit_many(self, frames: list[tuple[np.ndarray, float]], deadline: float | None) -> list[asyncio.Future]:
+        """Queue a request's frames (letterboxed pixels, focal length) together or not at all.
+        Each future resolves to a ``Result`` or raises DeadlineExceeded / InferenceFailed.
+        Raises QueueFull at once when they do not fit."""
+        if self._queue.qsize() + len(frames) > self.max_queue:
+            batches_ahead = self._queue.qsize() / self.max_batch + 1
+            raise QueueFull(retry_after_s=max(0.1, batches_ahead * self._last_batch_s))
+        loop = asyncio.get_running_loop()
+        futures = []
+        for image, focal_px in frames:
+            futures.append(loop.create_future())
+            self._queue.put_nowait(Job(image, focal_px, deadline, futures[-1]))
+        return futures
+
+    async def _collect(self) -> list[Job]:
+        batch = [await self._queue.get()]
+        self._in_hand = 1
+        until = time.monotonic() + self.max_delay_s
+        while len(batch) < self.max_batch:
+            if self._queue.empty():
+                remaining = until - time.monotonic()
+                if remaining <= 0:
+                    break
+                try:
+                    batch.append(await asyncio.wait_for(self._queue.get(), remaining))
+                except TimeoutError:
+                    break
+            else:
+                batch.append(self._queue.get_nowait())
+            self._in_hand = len(batch)
+        return batch
+
+    async def _loop(self) -> None:
+        while True:
+            batch = await self._collect()
+            try:
+                await self._run(batch)
+            finally:
+                self._in_hand = 0
+
+    async def _run(self, batch: list[Job]) -> None:
+        loop = asyncio.get_running_loop()
+        now = time.monotonic()
+        live = []
+        for job in batch:
+            if job.future.done():  # the client went away
+                continue
+            if job.deadline is not None and job.deadline <= now:
+                job.future.set_exception(DeadlineExceeded("deadline passed before inference"))
+                self._on_expired(1)
+            else:
+                live.append(job)
+        if not live:
+            return
+        engine = self._engine()
+        images = np.stack([job.image for job in live])
+        focal = np.array([job.focal_px for job in live], np.float32)
+        started = time.monotonic()
+        try:
+            outputs = await loop.run_in_executor(self._executor, engine.run, images, focal)
+        except Exception as exc:  # one failed run fails only its own frames
+            for job in live:
+                if not job.future.done():
+                    job.future.set_exception(InferenceFailed(f"inference failed: {type(exc).__name__}: {exc}"))
+            return
+        elapsed = time.monotonic() - started
+        self._last_batch_s = elapsed
+        self._on_batch(len(live), elapsed)
+        for i, job in enumerate(live):
+            if not job.future.done():
+                job.future.set_result(Result(outputs.frame(i), engine, started - job.enqueued, elapsed, len(live)))

@@ -1,0 +1,165 @@
+"""The loaded model: an ONNX Runtime session and what the file says about itself.
+
+All model knowledge (classes, input size, palette, depth unit) comes from the file's metadata.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from perception.contract import (
+    INPUT_FOCAL,
+    INPUT_IMAGES,
+    OUTPUT_NAMES,
+    ModelMetadata,
+)
+
+log = logging.getLogger("service.engine")
+
+PROVIDER_ORDER = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
+PROVIDER_ALIASES = {"tensorrt": PROVIDER_ORDER[0], "cuda": PROVIDER_ORDER[1], "cpu": PROVIDER_ORDER[2]}
+
+
+class ModelError(RuntimeError):
+    """The model file cannot be served (missing, corrupt, wrong checksum, wrong shapes or metadata)."""
+
+
+def resolve_model_path(path: Path) -> Path:
+    """A ``model.onnx`` as given, or the newest integer version inside a ``models/<name>/`` folder."""
+    if path.is_file():
+        return path
+    if (path / "model.onnx").is_file():
+        return path / "model.onnx"
+    versions = sorted((int(p.name), p) for p in path.glob("*") if p.name.isdigit() and (p / "model.onnx").is_file())
+    if not versions:
+        raise ModelError(f"no model.onnx under {path}")
+    return versions[-1][1] / "model.onnx"
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def choose_providers(setting: str) -> list[str]:
+    available = ort.get_available_providers()
+    if setting.strip().lower() == "auto":
+        # A GPU build lists GPU providers even on machines without a GPU; skip them there.
+        wanted = list(PROVIDER_ORDER) if Path("/dev/nvidiactl").exists() else [PROVIDER_ORDER[-1]]
+    else:
+        wanted = [PROVIDER_ALIASES.get(p.strip().lower(), p.strip()) for p in setting.split(",") if p.strip()]
+    chosen = [p for p in wanted if p in available]
+    if not chosen:
+        raise ModelError(f"none of the providers {wanted} is available (available: {available})")
+    return chosen
+
+
+@dataclass
+class Outputs:
+    """One run's outputs, by contract name."""
+
+    arrays: dict[str, np.ndarray]
+
+    def frame(self, i: int) -> dict[str, np.ndarray]:
+        return {name: value[i] for name, value in self.arrays.items()}
+
+
+class Engine:
+    """One model version, ready to run. ``runs`` counts ``InferenceSession.run`` calls."""
+
+    def __init__(self, path: Path, providers: str = "auto", intra_op_threads: int = 0):
+        self.path = resolve_model_path(Path(path))
+        self.checksum = self._check_checksum()
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.intra_op_num_threads = intra_op_threads or (os.cpu_count() or 1)
+        options.inter_op_num_threads = 1
+        try:
+            self.session = self._session(options, choose_providers(providers))
+        except Exception as exc:  # onnxruntime raises several unrelated types for a bad file
+            raise ModelError(f"{self.path}: cannot be loaded: {exc}") from exc
+        self.provider = self.session.get_providers()[0]
+        try:
+            self.metadata = ModelMetadata.from_props(self.session.get_modelmeta().custom_metadata_map)
+        except ValueError as exc:
+            raise ModelError(f"{self.path}: {exc}") from exc
+        self._check_signature()
+        self.runs = 0
+        self._lock = threading.Lock()
+
+    def _session(self, options: ort.SessionOptions, providers: list[str]) -> ort.InferenceSession:
+        return ort.InferenceSession(str(self.path), sess_options=options, providers=providers)
+
+    def _check_checksum(self) -> str:
+        """The file's SHA-256; must match ``model.onnx.sha256`` beside it when that exists."""
+        actual = file_sha256(self.path)
+        sidecar = self.path.with_name(self.path.name + ".sha256")
+        if sidecar.exists():
+            expected = sidecar.read_text().split()[0] if sidecar.read_text().strip() else ""
+            if expected != actual:
+                raise ModelError(
+                    f"{self.path}: checksum {actual[:12]}… does not match {sidecar.name} ({expected[:12]}…)"
+                )
+        return actual
+
+    def _check_signature(self) -> None:
+        inputs = {i.name: i for i in self.session.get_inputs()}
+        outputs = {o.name for o in self.session.get_outputs()}
+        if set(inputs) != {INPUT_IMAGES, INPUT_FOCAL}:
+            raise ModelError(f"{self.path}: inputs are {sorted(inputs)}, expected {[INPUT_IMAGES, INPUT_FOCAL]}")
+        if missing := set(OUTPUT_NAMES) - outputs:
+            raise ModelError(f"{self.path}: outputs lack {sorted(missing)}")
+        shape = inputs[INPUT_IMAGES].shape
+        md = self.metadata
+        if inputs[INPUT_IMAGES].type != "tensor(uint8)" or list(shape[1:]) != [3, md.input_height, md.input_width]:
+            raise ModelError(f"{self.path}: images input is {inputs[INPUT_IMAGES].type} {shape}, metadata says "
+                             f"[B, 3, {md.input_height}, {md.input_width}] uint8")  # fmt: skip
+
+    @property
+    def name(self) -> str:
+        return self.metadata.name
+
+    @property
+    def version(self) -> str:
+        return self.metadata.version
+
+    def run(self, images: np.ndarray, focal_px: np.ndarray) -> Outputs:
+        """One inference run for a batch: uint8 [B, 3, H, W] and float32 [B]."""
+        with self._lock:
+            self.runs += 1
+        arrays = self.session.run(list(OUTPUT_NAMES), {INPUT_IMAGES: images, INPUT_FOCAL: focal_px})
+        return Outputs(dict(zip(OUTPUT_NAMES, arrays, strict=True)))
+
+    def self_test(self) -> float:
+        """Run one grey frame; raises ModelError if the outputs have the wrong shapes. Returns seconds."""
+        md = self.metadata
+        images = np.full((1, 3, md.input_height, md.input_width), 114, np.uint8)
+        started = time.perf_counter()
+        try:
+            out = self.run(images, np.array([md.default_focal_px], np.float32)).arrays
+        except Exception as exc:
+            raise ModelError(f"{self.path}: test inference failed: {exc}") from exc
+        elapsed = time.perf_counter() - started
+        expected = {
+            "detections": (1, None, 6),
+            "num_detections": (1,),
+            "semantic": (1, md.input_height, md.input_width),
+            "depth": (1, md.input_height, md.input_width),
+        }
+        for name, want in expected.items():
+            got = out[name].shape
+            if len(got) != len(want) or any(w is not None and w != g for w, g in zip(want, got, strict=True)):
+                raise ModelError(f"{self.path}: output {name} has shape {got}, expected {want}")
+        return elapsed

@@ -1,0 +1,155 @@
+"""What happens to one frame: decode and letterbox, wait for its batch, map the outputs back
+through the letterbox and encode them. The HTTP layer only parses requests and writes answers."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+
+from perception.contract import Letterbox
+from service.batcher import Batcher, Result
+from service.engine import Engine
+from service.imaging import DEPTH_PNG_SCALE, decode_image, depth_to_uint16, png_base64
+from service.schemas import Depth, Detection, FrameResult, Segmentation, SegmentationClass, Timings
+
+OUTPUTS = ("detections", "segmentation", "depth")
+
+
+@dataclass(frozen=True)
+class Options:
+    """What the client asked for."""
+
+    outputs: frozenset[str] = frozenset(OUTPUTS)
+    segmentation_encoding: str = "png"  # png | rle
+    depth_encoding: str = "png16"  # png16 | float16
+    score_threshold: float = 0.25
+    output_scale: float = 1.0  # size of dense outputs relative to the original image
+
+
+@dataclass
+class FrameInput:
+    data: bytes
+    camera_id: str | None = None
+    frame_id: str | None = None
+    timestamp: float | None = None
+    focal_px: float | None = None  # in original-image pixels
+
+
+@dataclass
+class Prepared:
+    pixels: np.ndarray  # uint8 [3, H, W] at model size
+    letterbox: Letterbox
+    focal_px: float  # at model size
+    decode_s: float
+
+
+def prepare(frame: FrameInput, engine: Engine, max_pixels: int) -> Prepared:
+    started = time.perf_counter()
+    image = decode_image(frame.data, max_pixels)
+    md = engine.metadata
+    box = Letterbox.fit(image.shape[1], image.shape[0], md.input_width, md.input_height)
+    pixels = np.ascontiguousarray(box.apply(image).transpose(2, 0, 1))
+    focal = frame.focal_px * box.scale if frame.focal_px else md.default_focal_px
+    return Prepared(pixels, box, float(focal), time.perf_counter() - started)
+
+
+def rle_counts(mask_column_major: np.ndarray) -> list[int]:
+    """COCO-style run lengths of a flattened column-major class map: runs of equal values,
+    starting with the value of the first pixel (the legend maps values to classes)."""
+    flat = mask_column_major
+    change = np.flatnonzero(flat[1:] != flat[:-1]) + 1
+    bounds = np.concatenate(([0], change, [flat.size]))
+    return np.diff(bounds).tolist()
+
+
+def finish(frame: FrameInput, index: int, prep: Prepared, result: Result, options: Options) -> FrameResult:
+    """Map one frame's outputs back to its image and encode them."""
+    started = time.perf_counter()
+    md = result.engine.metadata
+    out = result.outputs
+    box = prep.letterbox
+    detections = semantic = depth = None
+    if "detections" in options.outputs:
+        rows = out["detections"][: int(out["num_detections"])]
+        rows = rows[rows[:, 4] >= options.score_threshold]
+        boxes = box.boxes_to_source(rows[:, :4])
+        detections = [
+            Detection(class_id=int(c), class_name=md.detection_classes[int(c)], score=round(float(s), 4),
+                      box=[round(float(v), 2) for v in b])
+            for b, s, c in zip(boxes, rows[:, 4], rows[:, 5], strict=True)
+        ]  # fmt: skip
+    if "segmentation" in options.outputs:
+        semantic = box.map_to_source(out["semantic"], nearest=True, out_scale=options.output_scale)
+    if "depth" in options.outputs:
+        depth = box.map_to_source(out["depth"], nearest=False, out_scale=options.output_scale)
+    postprocess_s = time.perf_counter() - started
+
+    started = time.perf_counter()
+    segmentation = depth_answer = None
+    if semantic is not None:
+        legend = [SegmentationClass(id=i, name=n, color=list(md.segmentation_palette[i]))
+                  for i, n in enumerate(md.segmentation_classes)]  # fmt: skip
+        h, w = semantic.shape
+        if options.segmentation_encoding == "rle":
+            segmentation = Segmentation(encoding="rle", width=w, height=h, counts=rle_counts(semantic.T.ravel()),
+                                        classes=legend)  # fmt: skip
+        else:
+            segmentation = Segmentation(encoding="png", width=w, height=h, data=png_base64(semantic), classes=legend)
+    if depth is not None:
+        h, w = depth.shape
+        if options.depth_encoding == "float16":
+            raw = base64.b64encode(depth.astype("<f2").tobytes()).decode("ascii")
+            depth_answer = Depth(encoding="float16", width=w, height=h, data=raw)
+        else:
+            data = png_base64(depth_to_uint16(depth))
+            depth_answer = Depth(encoding="png16", width=w, height=h, scale=DEPTH_PNG_SCALE, data=data)
+    encode_s = time.perf_counter() - started
+
+    ms = 1000.0
+    timings = Timings(
+        decode_ms=prep.decode_s * ms,
+        queue_ms=result.queue_s * ms,
+        inference_ms=result.inference_s * ms,
+        postprocess_ms=postprocess_s * ms,
+        encode_ms=encode_s * ms,
+        total_ms=0.0,  # filled in by the caller, which saw the whole request
+    )
+    return FrameResult(
+        index=index,
+        camera_id=frame.camera_id,
+        frame_id=frame.frame_id,
+        timestamp=frame.timestamp,
+        width=box.src_w,
+        height=box.src_h,
+        detections=detections,
+        segmentation=segmentation,
+        depth=depth_answer,
+        batch_size=result.batch_size,
+        timings=timings,
+    )
+
+
+class Pipeline:
+    """Runs frames through prepare → batcher → finish, CPU work in a thread pool."""
+
+    def __init__(self, batcher: Batcher, engine, max_pixels: int, workers: int):
+        self.batcher = batcher
+        self.engine = engine  # callable returning the current Engine
+        self.max_pixels = max_pixels
+        self.pool = ThreadPoolExecutor(workers, thread_name_prefix="frames")
+
+    async def prepare(self, frame: FrameInput) -> Prepared:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.pool, prepare, frame, self.engine(), self.max_pixels)
+
+    async def finish(self, frame: FrameInput, index: int, prep: Prepared, result: Result, options: Options):
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.pool, finish, frame, index, prep, result, options)
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True)

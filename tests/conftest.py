@@ -1,0 +1,144 @@
+"""Shared fixtures: the real frames, the bundled model, and a tiny model trained in seconds."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+FRAMES = sorted((REPO / "tests" / "data" / "frames").glob("*.jpg"))
+BUNDLED_MODEL = REPO / "models" / "drivenet"
+
+
+@pytest.fixture(scope="session")
+def frames() -> list[Path]:
+    assert len(FRAMES) == 6, "tests/data/frames should hold the six BDD100K frames"
+    return FRAMES
+
+
+class BlocksWorld:
+    """A trivially learnable world for fast training tests: sky over road, one red car, depth
+    that falls with the image row. Real training uses the synthetic driving world."""
+
+    def __init__(self, length: int = 64, height: int = 96, width: int = 160, labels: str = "all"):
+        self.length, self.height, self.width, self.labels = length, height, width, labels
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, i: int):
+        from perception.classes import seg_index
+        from perception.data.sample import Camera, Sample
+
+        rng = np.random.default_rng(i)
+        h, w = self.height, self.width
+        horizon = h // 2
+        image = np.zeros((h, w, 3), np.uint8)
+        image[:horizon] = (70, 130, 180)
+        image[horizon:] = (128, 64, 128)
+        semantic = np.full((h, w), seg_index("road"), np.uint8)
+        semantic[:horizon] = seg_index("sky")
+        x1, y1 = int(rng.integers(5, w - 40)), int(rng.integers(horizon - 5, h - 25))
+        x2, y2 = x1 + int(rng.integers(12, 35)), y1 + int(rng.integers(8, 20))
+        image[y1:y2, x1:x2] = (200, 30, 30)
+        semantic[y1:y2, x1:x2] = seg_index("vehicle")
+        rows = np.arange(h, dtype=np.float32)[:, None]
+        depth = np.where(rows > horizon, 100.0 / np.maximum(rows - horizon, 1), 0).repeat(w, 1).astype(np.float32)
+        sample = Sample(image, Camera(100.0, 100.0, w / 2, h / 2), np.array([[x1, y1, x2, y2]], np.float32),
+                        np.array([0], np.int64), semantic, depth)  # fmt: skip
+        if self.labels == "boxes":
+            sample.semantic = sample.depth = None
+        return sample
+
+
+TINY_OVERRIDES = [
+    "model.input_height=96",
+    "model.input_width=160",
+    "train.batch_size=4",
+    "train.warmup_steps=5",
+    "train.log_every=5",
+    "train.lr=0.003",
+    "data.workers=0",
+]
+
+
+def train_tiny(out: Path, steps: int = 40, extra: list[str] = (), dataset_kwargs: dict | None = None, **kwargs) -> Path:
+    from perception.config import load_config
+    from perception.data.loader import TensorDataset
+    from perception.train import train
+
+    config = load_config(None, [*TINY_OVERRIDES, f"train.steps={steps}", *extra])
+    dataset = TensorDataset(BlocksWorld(**(dataset_kwargs or {})), lambda s, rng: s)
+    return train(config, out, dataset=dataset, **kwargs)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory) -> Path:
+    return train_tiny(tmp_path_factory.mktemp("tiny_run"))
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_run, tmp_path_factory) -> Path:
+    """An exported tiny model folder: models/<name>/1/."""
+    from perception.export import export_model
+
+    root = tmp_path_factory.mktemp("models") / "tiny"
+    export_model(tiny_run / "model.safetensors", root / "1", frames_dir=REPO / "tests" / "data" / "frames")
+    return root
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class RunningServer:
+    def __init__(self, process: subprocess.Popen, url: str, log: Path):
+        self.process, self.url, self.log = process, url, log
+
+
+def start_server(env_overrides: dict[str, str], log: Path, timeout_s: float = 90.0) -> RunningServer:
+    """``perception serve`` in a subprocess on a free loopback port; returns once /readyz is 200."""
+    port = free_port()
+    env = {**os.environ, "PERCEPTION_HOST": "127.0.0.1", "PERCEPTION_PORT": str(port), **env_overrides}
+    handle = log.open("w")
+    process = subprocess.Popen([sys.executable, "-m", "service"], env=env, stdout=handle, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    end = time.monotonic() + timeout_s
+    while time.monotonic() < end:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}: {log.read_text()[-3000:]}")
+        try:
+            if httpx.get(url + "/readyz", timeout=1).status_code == 200:
+                return RunningServer(process, url, log)
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    process.kill()
+    raise RuntimeError(f"server not ready in {timeout_s} s: {log.read_text()[-3000:]}")
+
+
+def stop_server(server: RunningServer) -> int:
+    server.process.terminate()
+    try:
+        return server.process.wait(30)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+        return server.process.wait()
+
+
+@pytest.fixture(scope="module")
+def bundled_server(tmp_path_factory):
+    """The real server on the bundled model, over loopback."""
+    server = start_server({"PERCEPTION_MODEL": str(BUNDLED_MODEL)}, tmp_path_factory.mktemp("srv") / "server.log")
+    yield server
+    stop_server(server)

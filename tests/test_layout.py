@@ -1,0 +1,33 @@
+"""The repository's promises: the serving side never imports torch, the README has exactly two
+set-up commands, and the CLI answers."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+from tests.conftest import REPO
+
+
+def test_service_never_imports_torch():
+    code = "import sys, service.app, service.__main__, service.engine; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
+    assert out.stdout.strip() == "False"
+
+
+def test_readme_has_exactly_two_setup_commands_and_ci_runs_the_test_one():
+    readme = (REPO / "README.md").read_text()
+    setup = readme.split("## Set up", 1)[1].split("\n## ", 1)[0]
+    commands = re.findall(r"```(?:bash|sh)?\n(.*?)```", setup, re.S)
+    assert len(commands) == 2, commands
+    serve, test = (c.strip() for c in commands)
+    assert "serve" in serve and "test" in test
+    assert test.lstrip("./") in (REPO / ".ci" / "run").read_text()
+
+
+def test_cli_lists_its_commands():
+    out = subprocess.run([sys.executable, "-m", "perception.cli", "--help"], capture_output=True, text=True, cwd=REPO)
+    assert out.returncode == 0
+    for command in ("train", "eval", "export", "serve", "data"):
+        assert command in out.stdout

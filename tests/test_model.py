@@ -1,0 +1,38 @@
+"""The network: shapes, the FLOP budget, single-task configurations, metric depth scaling."""
+
+from __future__ import annotations
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from perception.classes import DETECTION_CLASSES, SEGMENTATION_CLASSES
+from perception.config import ModelConfig, load_config
+from perception.model.net import MultiTaskNet
+
+
+def test_default_network_fits_the_flop_budget_at_640x384():
+    net = MultiTaskNet(ModelConfig()).eval()
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        out = net(torch.zeros(1, 3, 384, 640))
+    gflops = counter.get_total_flops() / 1e9
+    assert gflops <= 10.0, f"{gflops:.2f} GFLOPs"
+    anchors = (384 // 8) * (640 // 8) + (384 // 16) * (640 // 16) + (384 // 32) * (640 // 32)
+    assert out["det_logits"].shape == (1, anchors, len(DETECTION_CLASSES))
+    assert out["seg_logits"].shape == (1, len(SEGMENTATION_CLASSES), 384, 640)  # full input resolution
+    assert out["log_depth"].shape == (1, 1, 384, 640)
+
+
+def test_single_task_config_builds_only_that_head():
+    config = load_config(None, ["model.tasks=['segmentation']", "model.input_height=64", "model.input_width=96"])
+    net = MultiTaskNet(config.model).eval()
+    assert not hasattr(net, "detection") and not hasattr(net, "depth")
+    out = net(torch.zeros(1, 3, 64, 96))
+    assert set(out) == {"seg_logits"}
+
+
+def test_depth_scales_with_focal_length():
+    """The same pixels seen through a longer lens are farther away: depth ∝ focal length."""
+    net = MultiTaskNet(ModelConfig(tasks=["depth"])).eval()
+    images = torch.randint(0, 255, (1, 3, 64, 96), dtype=torch.uint8).repeat(2, 1, 1, 1)
+    depth = net.predict(images, torch.tensor([500.0, 1000.0]))["depth"]
+    torch.testing.assert_close(depth[1], 2 * depth[0])

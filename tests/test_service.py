@@ -1,0 +1,82 @@
+"""The service end to end: a real JPEG in, all three answers out, from one inference run."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import cv2
+import httpx
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from service.app import create_app
+from service.settings import Settings
+from tests.conftest import BUNDLED_MODEL
+
+
+def decode_png(data: str, flags=cv2.IMREAD_UNCHANGED) -> np.ndarray:
+    return cv2.imdecode(np.frombuffer(base64.b64decode(data), np.uint8), flags)
+
+
+def check_frame_answer(frame: dict, width: int, height: int, classes: list[str]) -> None:
+    assert (frame["width"], frame["height"]) == (width, height)
+    for det in frame["detections"]:
+        x1, y1, x2, y2 = det["box"]
+        assert 0 <= x1 <= x2 <= width and 0 <= y1 <= y2 <= height
+        assert det["class_name"] == classes[det["class_id"]]
+    seg = frame["segmentation"]
+    semantic = decode_png(seg["data"])
+    assert semantic.shape == (height, width) and semantic.dtype == np.uint8
+    assert semantic.max() < len(seg["classes"])
+    depth = frame["depth"]
+    depth_m = decode_png(depth["data"]).astype(np.float32) * depth["scale"]
+    assert depth_m.shape == (height, width) and depth_m.max() > 0
+    assert set(frame["timings"]) >= {"decode_ms", "queue_ms", "inference_ms", "postprocess_ms", "encode_ms", "total_ms"}
+
+
+@pytest.fixture(scope="module")
+def client():
+    app = create_app(Settings(model=BUNDLED_MODEL))
+    with TestClient(app) as c:
+        yield c
+
+
+def test_one_jpeg_gives_all_three_outputs_from_one_run(client, frames):
+    engine = client.app.state.perception.engine
+    runs_before = engine.runs
+    body = frames[0].read_bytes()
+    r = client.post("/v1/perceive", content=body, headers={"Content-Type": "image/jpeg"})
+    assert r.status_code == 200, r.text
+    assert engine.runs == runs_before + 1, "detections, segmentation and depth must come from one run"
+    answer = r.json()
+    assert answer["model"] == {"name": engine.name, "version": engine.version}
+    assert r.headers["x-request-id"] == answer["request_id"]
+    (frame,) = answer["frames"]
+    check_frame_answer(frame, 1280, 720, engine.metadata.detection_classes)
+
+
+def test_wrong_content_type_is_a_415_problem(client):
+    r = client.post("/v1/perceive", content=b"hello", headers={"Content-Type": "text/plain"})
+    assert r.status_code == 415
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert "image/jpeg" in r.json()["detail"]
+
+
+def test_undecodable_image_is_a_400_problem(client, frames):
+    r = client.post("/v1/perceive", content=frames[0].read_bytes()[:200], headers={"Content-Type": "image/jpeg"})
+    assert r.status_code == 400 and "decoded" in r.json()["detail"]
+
+
+def test_real_server_over_loopback(bundled_server, frames):
+    for path in frames[:2]:
+        r = httpx.post(bundled_server.url + "/v1/perceive", content=path.read_bytes(),
+                       headers={"Content-Type": "image/jpeg"}, timeout=30)  # fmt: skip
+        assert r.status_code == 200, r.text
+        frame = r.json()["frames"][0]
+        image = cv2.imread(str(path))
+        models = httpx.get(bundled_server.url + "/v1/models").json()
+        check_frame_answer(frame, image.shape[1], image.shape[0], models["detection_classes"])
+    assert httpx.get(bundled_server.url + "/healthz").json() == {"status": "ok"}
+    assert json.loads(httpx.get(bundled_server.url + "/readyz").text)["status"] == "ready"
