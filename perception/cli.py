@@ -53,8 +53,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = commands.add_parser("eval", help="evaluate a checkpoint or an exported model on held-out data")
     evaluate.add_argument("model", type=Path, help="checkpoint (.pt / .safetensors) or model.onnx")
-    evaluate.add_argument("--config", type=Path, help="config (for checkpoints without one)")
-    evaluate.add_argument("--count", type=int, default=200, help="held-out frames")
+    evaluate.add_argument("--dataset", default="synthetic", help="synthetic, synthdir, cityscapes, kitti, bdd100k")
+    evaluate.add_argument("--root", type=Path, help="data set root (layouts on disk)")
+    evaluate.add_argument("--split", default="test", help="held-out split (synthetic: test seeds never trained on)")
+    evaluate.add_argument("--count", type=int, default=500, help="held-out frames")
     evaluate.add_argument("--out", type=Path, help="write metrics JSON and Markdown here")
     evaluate.set_defaults(run=_handler("perception.evaluate:eval_command"))
 

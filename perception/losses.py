@@ -59,7 +59,7 @@ def task_aligned_assign(
         return assigned, cls_targets, torch.zeros(num_points, device=scores.device)
 
     centres = (gt_boxes[:, :2] + gt_boxes[:, 2:]) / 2  # [N, 2]
-    half = torch.maximum((gt_boxes[:, 2:] - gt_boxes[:, :2]) / 2, strides[None, :, None] / 2)  # [N, A, 2]
+    half = torch.maximum((gt_boxes[:, None, 2:] - gt_boxes[:, None, :2]) / 2, strides[None, :, None] / 2)  # [N, A, 2]
     inside = ((points[None] - centres[:, None]).abs() < half).all(-1)  # [N, A]
 
     ious = box_iou(gt_boxes, boxes).clamp(min=0)  # [N, A]
