@@ -10,10 +10,11 @@ import time
 import uuid
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import FileResponse, JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service.batcher import Batcher, DeadlineExceeded, InferenceFailed, QueueFull
@@ -26,6 +27,7 @@ from service.settings import Settings
 log = logging.getLogger("service")
 
 IMAGE_TYPES = ("image/jpeg", "image/png")
+STATIC = Path(__file__).resolve().parent / "static"
 PROBLEM_TYPE = "application/problem+json"
 
 
@@ -106,6 +108,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def on_validation(request: Request, exc: RequestValidationError):
         details = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         return problem(422, "Invalid request", details, request_id_of(request))
+
+    @app.get("/", include_in_schema=False)
+    async def web_page():
+        return FileResponse(STATIC / "index.html", media_type="text/html")
 
     @app.get("/healthz", summary="Liveness: the process is up")
     async def healthz():
