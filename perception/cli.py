@@ -72,6 +72,19 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="overrides PERCEPTION_PORT")
     serve.set_defaults(run=_handler("service.__main__:serve_command"))
 
+    infer = commands.add_parser("infer", help="send frames to a running service; print, save and draw the answers")
+    infer.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="image files, folders of images, videos")
+    infer.add_argument("--url", default="http://127.0.0.1:8000", help="the service's base URL")
+    infer.add_argument("--api-key", help="Bearer key (default: $PERCEPTION_API_KEY)")
+    infer.add_argument("--out", type=Path, help="write <frame>.json (and <frame>.overlay.png) here")
+    infer.add_argument("--overlay", action="store_true", help="also draw boxes, segmentation and depth to PNG")
+    infer.add_argument("--batch", type=int, default=1, help="frames per request (multipart when more than one)")
+    infer.add_argument("--every", type=int, default=1, help="send every Nth video frame")
+    infer.add_argument("--camera-id", help="camera id sent with every frame")
+    infer.add_argument("--score-threshold", type=float, help="lowest detection score to return")
+    infer.add_argument("--timeout", type=float, default=60.0, help="seconds per request")
+    infer.set_defaults(run=_handler("perception.client:infer_command"))
+
     return parser
 
 
