@@ -1,0 +1,453 @@
+"""Rendering a :class:`~.scene.Scene` to an image and exact labels.
+
+Every pixel gets one *material code*: 0 sky, 1..7 ground materials (ordered by priority, so two
+roads combine with a maximum), and ``FACE0 + 6 * part + face`` for a box face. Labels, colour and
+depth are all looked up from that one code map, so they cannot disagree.
+
+- Ground: inverse depth on the ground plane is affine in (u, v) (see :mod:`.geometry`); from it come
+  the world position of every ground pixel and, from the road's lateral offset and arc length, the
+  road / curb / sidewalk / gravel / terrain cross-section and the lane markings.
+- Boxes: each visible face is a convex polygon (``cv2.fillConvexPoly``) whose inverse depth is also
+  affine in (u, v). Each thing is drawn into its own region (its parts ordered by separating planes)
+  and then z-tested per pixel against the depth buffer, so occlusion between things is exact.
+- Boxes of things come from their visible pixels (pixel-edge convention: a box (x1, y1, x2, y2)
+  covers columns x1 .. x2 - 1); occlusion = 1 - visible / own pixels in the image; truncation =
+  1 - (projected hull inside the image) / (whole projected hull).
+- Image: albedo x lighting per code, world-space ground texture, screen-space texture, sky gradient
+  and clouds, fog by depth, vignetting, sensor noise and blur. JPEG is applied by the caller.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from itertools import pairwise
+
+import cv2
+import numpy as np
+
+from perception.classes import seg_index
+from perception.data.sample import Camera
+from perception.data.synthetic.geometry import ground_inverse_depth, level_to_pixels, pixel_to_level
+from perception.data.synthetic.scene import DASHED_STYLES, DOUBLE_YELLOW, NONE, YELLOW_STYLES, Road, Scene
+
+SKY, TERRAIN, GRAVEL, SIDEWALK, CURB, ROAD, WHITE, YELLOW = range(8)
+FACE0 = 8
+GROUND_SEMANTIC = [seg_index(n) for n in ("sky", "terrain", "terrain", "sidewalk", "sidewalk", "road")] + [
+    seg_index("lane_marking")
+] * 2
+GROUND_TEXTURE = [0.0, 0.35, 0.3, 0.12, 0.08, 0.16, 0.1, 0.1]
+MATERIAL_NAMES = ["sky", "terrain", "gravel", "sidewalk", "curb", "road", "white", "yellow"]
+
+MAX_DEPTH = 200.0  # metres; farther surfaces get depth 0 (invalid) but keep their semantics
+SKY_LEVELS = 96  # quantisation of the sky gradient (hidden by noise)
+NEAR = 0.3  # things with a corner closer than this (camera z) are not drawn
+MIN_PIXELS, MIN_SIDE = 12, 3  # smaller things keep their semantics but get no box
+
+# Box corners: bit 0 -> x, bit 1 -> y, bit 2 -> z (0 = lo, 1 = hi). Faces as corner loops.
+CORNER_BITS = np.array([[(i >> 0) & 1, (i >> 1) & 1, (i >> 2) & 1] for i in range(8)], dtype=bool)
+FACES = np.array([[0, 2, 6, 4], [1, 3, 7, 5], [0, 1, 5, 4], [2, 3, 7, 6], [0, 1, 3, 2], [4, 5, 7, 6]])
+NORMALS = np.array([[-1, 0, 0], [1, 0, 0], [0, -1, 0], [0, 1, 0], [0, 0, -1], [0, 0, 1]], dtype=np.float64)
+
+
+@dataclass
+class Frame:
+    """What :func:`render` returns: the clean image (before JPEG) and its labels."""
+
+    image: np.ndarray  # uint8 [H, W, 3] RGB
+    semantic: np.ndarray  # uint8 [H, W]
+    depth: np.ndarray  # float32 [H, W] metres, 0 invalid
+    instance: np.ndarray  # int32 [H, W], 0 background, i + 1 = box i
+    boxes: np.ndarray  # float32 [N, 4]
+    labels: np.ndarray  # int64 [N]
+    truncation: np.ndarray  # float32 [N]
+    occlusion: np.ndarray  # float32 [N]
+    camera: Camera
+    jpeg_quality: int
+
+
+# ----------------------------------------------------------------------------------------------
+# Fixed textures, made once per process from a fixed seed (so rendering stays deterministic).
+
+
+def _periodic_noise(rng: np.random.Generator, size: int, falloff: float) -> np.ndarray:
+    """Tileable noise with a 1/f^falloff spectrum, scaled to zero mean and unit std."""
+    f = np.fft.fftfreq(size)
+    radius = np.sqrt(f[:, None] ** 2 + f[None, :] ** 2)
+    radius[0, 0] = 1.0
+    spectrum = np.fft.fft2(rng.standard_normal((size, size))) / radius**falloff
+    spectrum[0, 0] = 0.0
+    noise = np.real(np.fft.ifft2(spectrum))
+    return ((noise - noise.mean()) / noise.std()).astype(np.float32)
+
+
+@lru_cache(maxsize=1)
+def ground_texture() -> np.ndarray:
+    rng = np.random.default_rng(1234)
+    return 0.5 * _periodic_noise(rng, 256, 1.0) + 0.5 * rng.standard_normal((256, 256)).astype(np.float32)
+
+
+@lru_cache(maxsize=4)
+def screen_fields(height: int, width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(texture [H+256, W+256], sensor noise [H+64, W+64], vignette falloff [H, W]) for a size."""
+    rng = np.random.default_rng(5678)
+    tile = 0.6 * _periodic_noise(rng, 256, 0.8) + 0.4 * rng.standard_normal((256, 256)).astype(np.float32)
+    reps = (-(-(height + 256) // 256), -(-(width + 256) // 256))
+    texture = np.ascontiguousarray(np.tile(tile, reps)[: height + 256, : width + 256])
+    noise = rng.standard_normal((height + 64, width + 64)).astype(np.float32)
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
+    r2 = ((xs - width / 2) ** 2 + (ys - height / 2) ** 2) / ((width / 2) ** 2 + (height / 2) ** 2)
+    return texture, noise, r2.astype(np.float32)
+
+
+# ----------------------------------------------------------------------------------------------
+# Ground.
+
+
+def _affine(row: np.ndarray, us: np.ndarray, vs: np.ndarray) -> np.ndarray:
+    """row . (u, v, 1) over the pixel grid, float32 [len(vs), len(us)]."""
+    return (np.float32(row[0]) * us)[None, :] + (np.float32(row[1]) * vs + np.float32(row[2]))[:, None]
+
+
+def _cross_section(road: Road, d: np.ndarray) -> np.ndarray:
+    """Material code of each lateral offset (road, curb, sidewalk, gravel shoulder, terrain)."""
+    left, right, c, w, sh = road.left_edge, road.right_edge, road.curb, road.sidewalk, road.shoulder
+    breaks = np.array(
+        [
+            -(left + c + w + sh),
+            -(left + c + w),
+            -(left + c),
+            -left,
+            right,
+            right + c,
+            right + c + w,
+            right + c + w + sh,
+        ],
+        dtype=np.float32,
+    )
+    codes = np.array([TERRAIN, GRAVEL, SIDEWALK, CURB, ROAD, CURB, SIDEWALK, GRAVEL, TERRAIN], dtype=np.int32)
+    index = np.zeros(d.shape, np.uint8)
+    for edge in breaks:  # cheaper than searchsorted for a handful of breaks
+        index += d > edge
+    return np.take(codes, index)
+
+
+def _markings(road: Road, a: np.ndarray, b: np.ndarray, d: np.ndarray, allowed: np.ndarray, out: np.ndarray) -> None:
+    """Paint this road's lane lines (solid / dashed / double, white / yellow) into ``out``."""
+    n_lines = road.lanes_left + road.lanes_right
+    half = road.marking_width / 2
+    q = (d + np.float32(road.lanes_left * road.lane_width)) * np.float32(1.0 / road.lane_width)
+    k = np.rint(q)
+    dist = np.abs(q - k) * np.float32(road.lane_width)
+    cand = (dist < road.marking_width + 0.1) & allowed & (k >= 0) & (k <= n_lines)
+    idx = np.flatnonzero(cand)
+    if idx.size == 0:
+        return
+    styles = np.asarray(road.styles, dtype=np.int32)[k.flat[idx].astype(np.int32)]
+    dd = dist.flat[idx]
+    on = np.where(styles == DOUBLE_YELLOW, np.abs(dd - (half + 0.07)) < half, dd < half) & (styles != NONE)
+    dashed = np.isin(styles, DASHED_STYLES)
+    if dashed.any():
+        s = road.arc(a.flat[idx], b.flat[idx])
+        on &= ~dashed | (np.mod(s - road.dash_phase, road.dash_period) < road.dash_length)
+    out.flat[idx[on]] = np.where(np.isin(styles[on], YELLOW_STYLES), YELLOW, WHITE)
+
+
+def _ground(scene: Scene, m: np.ndarray, zinv: np.ndarray, us: np.ndarray, vs: np.ndarray):
+    """Material codes and world-space texture coordinates of the ground rows ``vs``."""
+    t = 1.0 / np.maximum(zinv, np.float32(1e-4))  # metres along the ray (camera z), capped far away
+    codes, parts = [], []
+    for road in scene.roads:
+        sh, ch = np.sin(road.heading), np.cos(road.heading)
+        a = _affine(m[0] * sh + m[2] * ch, us, vs) * t - np.float32(road.x0 * sh + road.z0 * ch)
+        b = _affine(m[0] * ch - m[2] * sh, us, vs) * t - np.float32(road.x0 * ch - road.z0 * sh)
+        d = road.lateral(a, b)
+        mat = _cross_section(road, d)
+        if road.curvature != 0.0:
+            mat[~road.ahead(a, b)] = TERRAIN
+        parts.append((a, b, d))
+        codes.append(mat)
+    main_d = parts[0][2]
+    if len(codes) == 2 and scene.roads[1].side_of != 0:
+        codes[1][main_d * scene.roads[1].side_of <= 0] = TERRAIN
+    combined = codes[0] if len(codes) == 1 else np.maximum(codes[0], codes[1])
+    for i, (road, (a, b, d)) in enumerate(zip(scene.roads, parts, strict=True)):
+        allowed = codes[i] == ROAD
+        if len(codes) == 2:
+            other = codes[1 - i]
+            allowed &= other < SIDEWALK
+            if scene.setting != "rural":  # zebra crossings where the other road's sidewalk would be
+                zebra = np.flatnonzero((codes[i] == ROAD) & ((other == SIDEWALK) | (other == CURB)))
+                stripes = np.mod(d.flat[zebra], 1.2) < 0.6
+                combined.flat[zebra[stripes]] = WHITE
+        _markings(road, a, b, d, allowed, combined)
+    combined[zinv <= 0] = SKY
+    return combined, parts[0][0], parts[0][1]
+
+
+# ----------------------------------------------------------------------------------------------
+# Things.
+
+
+def _paint_order(lo: np.ndarray, hi: np.ndarray, eye: np.ndarray) -> list[int]:
+    """Back-to-front order of a thing's non-overlapping boxes, from separating planes."""
+    n = len(lo)
+    if n == 1:
+        return [0]
+    lo_l, hi_l, eye_l = lo.tolist(), hi.tolist(), eye.tolist()
+    after: list[list[int]] = [[] for _ in range(n)]  # after[i]: boxes that must be painted after i
+    blockers = [0] * n  # how many boxes must be painted before i
+    for i in range(n):
+        for j in range(i + 1, n):
+            for ax in range(3):
+                if hi_l[i][ax] <= lo_l[j][ax] + 1e-6:
+                    i_front = eye_l[ax] < hi_l[i][ax]
+                elif hi_l[j][ax] <= lo_l[i][ax] + 1e-6:
+                    i_front = eye_l[ax] > lo_l[i][ax]
+                else:
+                    continue
+                back, front = (j, i) if i_front else (i, j)
+                after[back].append(front)
+                blockers[front] += 1
+                break
+    dist = (((lo + hi) / 2 - eye) ** 2).sum(1).tolist()
+    order, left = [], set(range(n))
+    while left:
+        ready = [i for i in left if blockers[i] == 0] or list(left)  # a cycle cannot happen; be safe
+        pick = max(ready, key=dist.__getitem__)
+        order.append(pick)
+        left.remove(pick)
+        for k in after[pick]:
+            blockers[k] -= 1
+    return order
+
+
+def _shade(scene: Scene, normals_world: np.ndarray) -> np.ndarray:
+    light = scene.lighting
+    sun = np.asarray(light.sun)
+    return light.ambient * (0.75 + 0.25 * normals_world[..., 1]) + light.sun_strength * np.maximum(
+        normals_world @ sun, 0.0
+    )
+
+
+def render(scene: Scene) -> Frame:
+    """Render ``scene``; see the module docstring."""
+    height, width, cam = scene.height, scene.width, scene.camera
+    m = pixel_to_level(cam)
+    us, vs = np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32)
+
+    # Ground inverse depth (0 where the ray misses the ground) and the first row that sees ground.
+    g = ground_inverse_depth(cam)
+    zbuf = np.maximum(_affine(g, us, vs), np.float32(0.0))
+    horizon = max(-(g[2] + g[0] * u) / g[1] for u in (0.0, width - 1.0))
+    top = int(np.clip(np.floor(min(-(g[2] + g[0] * u) / g[1] for u in (0.0, width - 1.0))), 0, height))
+    codes = np.zeros((height, width), np.int32)
+    tex_a = tex_b = None
+    if top < height:
+        codes[top:], tex_a, tex_b = _ground(scene, m, zbuf[top:], us, vs[top:])
+
+    # Box geometry for all parts at once.
+    parts = [(ti, p) for ti, thing in enumerate(scene.things) for p in thing.parts]
+    n_parts = len(parts)
+    n_codes = FACE0 + 6 * n_parts
+    coef = np.zeros((n_codes, 3), np.float32)
+    sem_lut = np.zeros(n_codes, np.uint8)
+    sem_lut[:FACE0] = GROUND_SEMANTIC
+    inst_lut = np.zeros(n_codes, np.int32)
+    albedo = np.zeros((n_codes, 3), np.float64)
+    shade = np.zeros(n_codes, np.float64)
+    tex_amp = np.zeros(n_codes, np.float32)
+    tex_amp[:FACE0] = GROUND_TEXTURE
+    labelled = [ti for ti, thing in enumerate(scene.things) if thing.label >= 0]
+    raw_id = {ti: i + 1 for i, ti in enumerate(labelled)}
+    rois: dict[int, tuple[int, int, int, int]] = {}
+    own = np.zeros(len(labelled) + 1, np.int64)
+    truncation = np.zeros(len(labelled) + 1, np.float32)
+    if n_parts:
+        owner = np.array([ti for ti, _ in parts])
+        lo = np.array([p.lo for _, p in parts], np.float64)
+        hi = np.array([p.hi for _, p in parts], np.float64)
+        yaw = np.array([scene.things[ti].yaw for ti in owner])
+        pos = np.array([(scene.things[ti].x, scene.things[ti].z) for ti in owner])
+        local = np.where(CORNER_BITS[None], hi[:, None], lo[:, None])  # [P, 8, 3]
+        cy, sy = np.cos(yaw)[:, None], np.sin(yaw)[:, None]
+        wx = pos[:, :1] + local[..., 0] * cy + local[..., 2] * sy
+        wz = pos[:, 1:] - local[..., 0] * sy + local[..., 2] * cy
+        level = np.stack([wx, cam.height_m - local[..., 1], wz], -1)
+        pu, pv, pz = level_to_pixels(cam, level)
+        polys = np.round(np.stack([pu[:, FACES], pv[:, FACES]], -1) * 16).astype(
+            np.int32, order="C"
+        )  # [P, 6, 4, 2], 1/16 px
+        nw = np.stack(
+            [
+                NORMALS[None, :, 0] * cy + NORMALS[None, :, 2] * sy,
+                np.broadcast_to(NORMALS[:, 1], (n_parts, 6)),
+                -NORMALS[None, :, 0] * sy + NORMALS[None, :, 2] * cy,
+            ],
+            -1,
+        )
+        nl = nw * np.array([1.0, -1.0, 1.0])
+        offset = (level[:, FACES[:, 0]] * nl).sum(-1)  # [P, 6]; < 0 where the face looks at the camera
+        visible = offset < -1e-9
+        plane = (nl @ m) / np.where(visible, offset, -1.0)[..., None]
+        coef[FACE0:] = plane.reshape(-1, 3)
+        shade[FACE0:] = _shade(scene, nw).reshape(-1)
+        for pi, (ti, p) in enumerate(parts):
+            base = FACE0 + 6 * pi
+            albedo[base : base + 6] = p.rgb
+            for f, rgb in (p.faces or {}).items():
+                albedo[base + f] = rgb
+            sem_lut[base : base + 6] = p.sem
+            tex_amp[base : base + 6] = p.texture
+            if p.instance and ti in raw_id:
+                inst_lut[base : base + 6] = raw_id[ti]
+        visible_rows = visible.tolist()
+        bounds = [*np.flatnonzero(np.diff(owner, prepend=-1)).tolist(), n_parts]  # each thing's parts
+        for start, stop in pairwise(bounds):
+            ti = int(owner[start])
+            if pz[start:stop].min() < NEAR:
+                continue
+            x0, x1 = max(int(np.floor(pu[start:stop].min())), 0), min(int(np.ceil(pu[start:stop].max())) + 1, width)
+            y0, y1 = max(int(np.floor(pv[start:stop].min())), 0), min(int(np.ceil(pv[start:stop].max())) + 1, height)
+            if x0 >= x1 or y0 >= y1:
+                continue
+            thing = scene.things[ti]
+            c, s = np.cos(thing.yaw), np.sin(thing.yaw)
+            ex, ez = -thing.x, -thing.z
+            eye = np.array([ex * c - ez * s, cam.height_m, ex * s + ez * c])
+            roi = np.zeros((y1 - y0, x1 - x0), np.int32)
+            local_polys = polys[start:stop] - np.array([x0 * 16, y0 * 16], np.int32)
+            for k in _paint_order(lo[start:stop], hi[start:stop], eye):
+                pi = start + k
+                for f, seen in enumerate(visible_rows[pi]):
+                    if seen:
+                        cv2.fillConvexPoly(roi, local_polys[k, f], FACE0 + 6 * pi + f, cv2.LINE_8, 4)
+            face_coef = np.take(coef, roi, axis=0)
+            zi = face_coef[..., 0] * us[x0:x1] + face_coef[..., 1] * vs[y0:y1, None] + face_coef[..., 2]
+            zview, cview = zbuf[y0:y1, x0:x1], codes[y0:y1, x0:x1]
+            closer = (roi >= FACE0) & ((zi > zview) | (cview < FACE0))  # things stand on the ground, never behind it
+            np.copyto(zview, zi, where=closer)
+            np.copyto(cview, roi, where=closer)
+            if ti in raw_id:
+                rid = raw_id[ti]
+                rois[rid] = (x0, y0, x1, y1)
+                own[rid] = np.count_nonzero(np.take(inst_lut, roi) == rid)
+                if x0 == 0 or y0 == 0 or x1 == width or y1 == height:  # else wholly inside the image
+                    truncation[rid] = _truncation(pu[start:stop], pv[start:stop], inst_lut, start, stop, width, height)
+
+    # Boxes from visible pixels; small things keep their semantics but lose their instance.
+    code_counts = np.bincount(codes.ravel(), minlength=n_codes)
+    visible_px = np.bincount(inst_lut, weights=code_counts, minlength=len(labelled) + 1)
+    final = np.zeros(len(labelled) + 1, np.int32)
+    boxes, labels, trunc, occl = [], [], [], []
+    for rid, (x0, y0, x1, y1) in rois.items():
+        if visible_px[rid] < MIN_PIXELS:
+            continue
+        mask = (np.take(inst_lut, codes[y0:y1, x0:x1]) == rid).astype(np.uint8)
+        bx, by, bw, bh = cv2.boundingRect(mask)
+        if min(bw, bh) < MIN_SIDE:
+            continue
+        final[rid] = len(boxes) + 1
+        boxes.append((x0 + bx, y0 + by, x0 + bx + bw, y0 + by + bh))
+        labels.append(scene.things[labelled[rid - 1]].label)
+        trunc.append(truncation[rid])
+        occl.append(max(0.0, 1.0 - visible_px[rid] / max(own[rid], 1)))
+
+    depth = np.zeros_like(zbuf)
+    np.divide(np.float32(1.0), zbuf, out=depth, where=zbuf > np.float32(1.0 / MAX_DEPTH))
+    image = _shade_image(scene, codes, zbuf, albedo, shade, tex_amp, top, horizon, tex_a, tex_b, m, us, vs)
+    return Frame(
+        image=image,
+        semantic=np.take(sem_lut, codes),
+        depth=depth,
+        instance=np.take(final[inst_lut], codes),
+        boxes=np.array(boxes, np.float32).reshape(-1, 4),
+        labels=np.array(labels, np.int64),
+        truncation=np.array(trunc, np.float32),
+        occlusion=np.array(occl, np.float32),
+        camera=cam,
+        jpeg_quality=scene.effects.jpeg_quality,
+    )
+
+
+def _truncation(pu, pv, inst_lut, start, stop, width, height) -> float:
+    """Share of the projected hull of a thing's instance parts that falls outside the image."""
+    keep = inst_lut[FACE0 + 6 * np.arange(start, stop)] > 0
+    pts = np.stack([pu[keep].ravel(), pv[keep].ravel()], -1).astype(np.float32)
+    if len(pts) < 3:
+        return 0.0
+    hull = cv2.convexHull(pts)
+    area = cv2.contourArea(hull)
+    if area <= 0:
+        return 0.0
+    frame = np.array([[-0.5, -0.5], [width - 0.5, -0.5], [width - 0.5, height - 0.5], [-0.5, height - 0.5]], np.float32)
+    inside, _ = cv2.intersectConvexConvex(hull, frame)
+    return float(np.clip(1.0 - inside / area, 0.0, 1.0))
+
+
+# ----------------------------------------------------------------------------------------------
+# Image formation.
+
+
+def _shade_image(scene, codes, zbuf, albedo, shade, tex_amp, top, horizon, tex_a, tex_b, m, us, vs) -> np.ndarray:
+    """Colour per code x texture x vignetting, sky gradient, fog, then sensor noise and blur.
+
+    Memory traffic dominates here, so full-colour passes are kept to a minimum: the sky gradient
+    is quantised into extra colour codes, and fog and noise are grey, added in one pass.
+    """
+    height, width = codes.shape
+    light, fx = scene.lighting, scene.effects
+    for i, name in enumerate(MATERIAL_NAMES[1:], start=1):
+        albedo[i] = scene.materials[name]
+    shade[1:FACE0] = light.ambient + light.sun_strength * max(light.sun[1], 0.0)
+    wobble = 1.0 + 0.05 * np.sin(np.arange(len(shade)) * 12.9898)  # fixed per-face brightness jitter
+    gain = np.asarray(light.tint) * light.exposure * 1.15
+    sky_gain = light.exposure / max(light.exposure, 0.6)
+    levels = np.linspace(0.0, 1.0, SKY_LEVELS)[:, None]
+    sky = (np.asarray(light.horizon) + (np.asarray(light.zenith) - np.asarray(light.horizon)) * levels) * sky_gain
+    colour = np.concatenate([albedo * (shade * wobble)[:, None] * gain, sky]).astype(np.float32)
+    n_codes = len(shade)
+    colour_codes = codes
+    sky_rows = int(np.clip(np.ceil(horizon) + 1, 0, height))
+    if sky_rows > 0:  # gradient from the horizon up; clouds come with the texture below
+        up = -_affine(m[1], us, vs[:sky_rows])
+        level = np.sqrt(np.clip(up * np.float32(2.5), 0.0, 1.0)) * np.float32(SKY_LEVELS - 1) + np.float32(0.5)
+        colour_codes = codes.copy()
+        top_codes = colour_codes[:sky_rows]
+        np.copyto(top_codes, level.astype(np.int32) + n_codes, where=top_codes == SKY)
+    image = np.take(colour, colour_codes, axis=0)
+
+    texture, noise, r2 = screen_fields(height, width)
+    oy, ox = fx.texture_offset
+    field = texture[oy : oy + height, ox : ox + width].copy()
+    if tex_a is not None:
+        scale = np.float32(6.0)
+        half = cv2.remap(
+            ground_texture(), tex_b[::2, ::2] * scale, tex_a[::2, ::2] * scale, cv2.INTER_LINEAR, None, cv2.BORDER_WRAP
+        )  # half resolution: the texture is smooth
+        field[top:] = cv2.resize(half, (width, height - top), interpolation=cv2.INTER_LINEAR)
+    tex_amp[SKY] = light.clouds
+    mult = np.take(np.concatenate([tex_amp, np.full(SKY_LEVELS, light.clouds, np.float32)]), colour_codes)
+    mult *= field
+    mult += np.float32(1.0)
+    if fx.vignette > 0:
+        mult -= np.float32(fx.vignette) * r2
+    ny, nx = fx.noise_offset
+    add = noise[ny : ny + height, nx : nx + width] * np.float32(fx.noise_sigma)
+    if fx.fog_density > 0:
+        keep = np.exp(np.float32(-fx.fog_density) / np.maximum(zbuf, np.float32(1.0 / 400.0)))
+        mult *= keep
+        fog = float(np.mean(fx.fog_rgb)) * min(light.exposure * 1.1, 1.0)
+        add += np.float32(fog) - np.float32(fog) * keep
+    image *= mult[..., None]
+    image += add[..., None]
+    image = cv2.convertScaleAbs(image)  # saturates at 255; the few slightly negative values flip sign
+    if fx.motion_blur:
+        kernel = np.zeros((fx.motion_blur, fx.motion_blur), np.float32)
+        kernel[fx.motion_blur // 2] = 1.0
+        rot = cv2.getRotationMatrix2D(((fx.motion_blur - 1) / 2, (fx.motion_blur - 1) / 2), fx.motion_angle, 1.0)
+        kernel = cv2.warpAffine(kernel, rot, kernel.shape[::-1])
+        image = cv2.filter2D(image, -1, kernel / max(kernel.sum(), 1e-6))
+    if fx.blur_sigma > 0:  # after the noise, as a camera's optics and demosaicing would
+        image = cv2.GaussianBlur(image, (0, 0), fx.blur_sigma)
+    return image

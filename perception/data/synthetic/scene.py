@@ -1,0 +1,878 @@
+"""Scene description and the random scene sampler.
+
+A :class:`Scene` is plain data: the camera, one or two roads (a crossing or T-junction adds the
+second), lighting, image effects and a list of :class:`Thing` s built from boxes. Everything is
+sampled from one ``numpy.random.Generator``, so a frame is a pure function of its seed. Nothing here
+depends on the image size except the camera intrinsics: the same seed gives the same world at any
+resolution. Coordinates are the world frame of :mod:`.geometry` (X right, Y up, Z forward).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from perception.classes import det_index, seg_index
+from perception.data.sample import Camera
+
+# Marking styles of a lane line.
+NONE, SOLID_WHITE, DASHED_WHITE, SOLID_YELLOW, DASHED_YELLOW, DOUBLE_YELLOW = range(6)
+YELLOW_STYLES = (SOLID_YELLOW, DASHED_YELLOW, DOUBLE_YELLOW)
+DASHED_STYLES = (DASHED_WHITE, DASHED_YELLOW)
+
+CAR, TRUCK, BUS, PEDESTRIAN, CYCLIST, TRAFFIC_LIGHT, TRAFFIC_SIGN = (
+    det_index(n) for n in ("car", "truck", "bus", "pedestrian", "cyclist", "traffic_light", "traffic_sign")
+)
+S_BUILDING, S_VEGETATION, S_POLE, S_VEHICLE, S_PERSON = (
+    seg_index(n) for n in ("building", "vegetation", "pole_sign", "vehicle", "person")
+)
+
+Rgb = tuple[float, float, float]
+
+
+@dataclass
+class Road:
+    """A road whose centre line passes (x0, z0) with ``heading`` (rad from +Z towards +X) and
+    constant ``curvature`` (1/m, positive bends right, 0 straight).
+
+    Lateral offset d is positive to the right of the direction of travel. Lane lines k = 0 ..
+    lanes_left + lanes_right sit at d = (k - lanes_left) * lane_width; parking strips widen the
+    surface beyond the outer lines, then come the curb and sidewalk (or a gravel shoulder).
+    """
+
+    x0: float
+    z0: float
+    heading: float
+    curvature: float
+    lane_width: float
+    lanes_left: int
+    lanes_right: int
+    styles: tuple[int, ...]
+    parking_left: float = 0.0
+    parking_right: float = 0.0
+    sidewalk: float = 0.0
+    curb: float = 0.0
+    shoulder: float = 0.0
+    marking_width: float = 0.15
+    dash_length: float = 3.0
+    dash_period: float = 9.0
+    dash_phase: float = 0.0
+    side_of: int = 0  # T-junction arm: exists only where side_of * (lateral offset of road 0) > 0
+
+    @property
+    def left_edge(self) -> float:
+        return self.lanes_left * self.lane_width + self.parking_left
+
+    @property
+    def right_edge(self) -> float:
+        return self.lanes_right * self.lane_width + self.parking_right
+
+    def half_corridor(self, sign: float) -> float:
+        """Distance from the centre line to the outer edge of sidewalk / shoulder on one side."""
+        edge = self.right_edge if sign > 0 else self.left_edge
+        return edge + self.curb + self.sidewalk + self.shoulder
+
+    def along_across(self, x, z):
+        """(a, b): the position relative to (x0, z0) along the initial heading and to its right."""
+        sh, ch = np.sin(self.heading), np.cos(self.heading)
+        qx, qz = x - self.x0, z - self.z0
+        return qx * sh + qz * ch, qx * ch - qz * sh
+
+    def lateral(self, a, b):
+        """Signed distance d from the centre line, from ``along_across``; exact on the circle."""
+        k = self.curvature
+        if k == 0.0:
+            return b
+        q2 = a * a + b * b
+        return (2.0 * b - k * q2) / (1.0 + np.sqrt(np.maximum(1.0 - 2.0 * k * b + k * k * q2, 0.0)))
+
+    def arc(self, a, b):
+        """Arc length s of the closest centre-line point (valid within a half turn)."""
+        k = self.curvature
+        if k == 0.0:
+            return a
+        return np.arctan2(k * a, 1.0 - k * b) / k
+
+    def ahead(self, a, b):
+        """False on the far half of a curve's circle (which is not part of this road)."""
+        return 1.0 - self.curvature * b > 0.0
+
+    def frame(self, s: float, d: float) -> tuple[float, float, float]:
+        """World (X, Z) at arc length s and offset d, and the heading there."""
+        k, h = self.curvature, self.heading
+        if k == 0.0:
+            px, pz = self.x0 + s * np.sin(h), self.z0 + s * np.cos(h)
+        else:
+            px = self.x0 + (np.cos(h) - np.cos(h + k * s)) / k
+            pz = self.z0 + (np.sin(h + k * s) - np.sin(h)) / k
+        hs = h + k * s
+        return float(px + d * np.cos(hs)), float(pz - d * np.sin(hs)), float(hs)
+
+
+@dataclass
+class Box:
+    """An axis-aligned box in its thing's frame (x right, y up, z forward), from ``lo`` to ``hi``.
+
+    ``instance`` parts form the thing's detection box (a traffic light's pole does not); ``faces``
+    overrides the colour of some faces (0 -x, 1 +x, 2 -y, 3 +y, 4 -z, 5 +z).
+    """
+
+    lo: tuple[float, float, float]
+    hi: tuple[float, float, float]
+    sem: int
+    rgb: Rgb
+    instance: bool = True
+    faces: dict[int, Rgb] | None = None
+    texture: float = 0.08  # amplitude of the screen-space texture on this box
+
+
+@dataclass
+class Thing:
+    """A labelled object (``label`` indexes DETECTION_CLASSES) or stuff (``label`` -1) at (x, z)
+    on the ground, turned by ``yaw`` (rad from +Z towards +X)."""
+
+    label: int
+    x: float
+    z: float
+    yaw: float
+    parts: list[Box]
+
+
+@dataclass
+class Lighting:
+    dusk: float  # 0 midday .. 1 dusk
+    sun: tuple[float, float, float]  # unit vector towards the sun, world frame
+    sun_strength: float
+    ambient: float
+    tint: Rgb  # per-channel gain (white balance, dusk warmth)
+    exposure: float
+    zenith: Rgb
+    horizon: Rgb
+    clouds: float
+
+
+@dataclass
+class Effects:
+    fog_density: float  # 1/m; transmittance exp(-density * depth)
+    fog_rgb: Rgb
+    noise_sigma: float  # grey levels
+    blur_sigma: float  # 0: no gaussian blur
+    motion_blur: int  # kernel length in pixels, 0: none
+    motion_angle: float
+    vignette: float
+    jpeg_quality: int
+    texture_offset: tuple[int, int]  # into the cached texture fields, so frames differ
+    noise_offset: tuple[int, int]
+
+
+@dataclass
+class Scene:
+    camera: Camera
+    width: int
+    height: int
+    roads: list[Road]
+    materials: dict[str, Rgb]  # ground albedo: road, white, yellow, sidewalk, curb, terrain, gravel
+    lighting: Lighting
+    effects: Effects
+    things: list[Thing] = field(default_factory=list)
+    kind: str = "straight"  # straight, curve, crossing, t_junction
+    setting: str = "urban"  # urban, suburban, rural
+
+
+# ----------------------------------------------------------------------------------------------
+# Colours. Every class draws from wide, overlapping ranges so colour alone does not separate them.
+
+CAR_COLOURS: list[Rgb] = [
+    (235, 235, 235),
+    (25, 25, 28),
+    (150, 152, 155),
+    (95, 97, 100),
+    (160, 30, 30),
+    (30, 60, 140),
+    (40, 90, 50),
+    (200, 190, 160),
+    (210, 170, 40),
+    (110, 60, 40),
+    (70, 110, 150),
+    (120, 130, 90),
+]
+
+
+def jitter(rng: np.random.Generator, rgb: Rgb, amount: float = 0.12) -> Rgb:
+    """Multiplicative brightness jitter plus a little per-channel hue noise."""
+    r = rng.random(4).tolist()  # one call: this runs a few hundred times per scene
+    g = 1.0 + amount * (2.0 * r[0] - 1.0)
+    return tuple(min(max(c * g * (1.0 + amount * (r[i + 1] - 0.5)), 3.0), 252.0) for i, c in enumerate(rgb))
+
+
+def random_grey(rng: np.random.Generator, lo: float, hi: float, tint: float = 0.06) -> Rgb:
+    return jitter(rng, (rng.uniform(lo, hi),) * 3, tint)
+
+
+def vehicle_colour(rng: np.random.Generator) -> Rgb:
+    return jitter(rng, CAR_COLOURS[rng.integers(len(CAR_COLOURS))])
+
+
+def any_colour(rng: np.random.Generator) -> Rgb:
+    """Clothing and paint: anything, with a bias towards dull colours."""
+    c = rng.uniform(15, 235, 3)
+    c = c.mean() + (c - c.mean()) * rng.uniform(0.1, 1.0)
+    return float(c[0]), float(c[1]), float(c[2])
+
+
+def green(rng: np.random.Generator) -> Rgb:
+    base = [(60, 95, 35), (40, 70, 30), (95, 120, 50), (120, 110, 50), (150, 100, 40), (70, 80, 60)]
+    return jitter(rng, base[rng.choice(len(base), p=[0.3, 0.25, 0.2, 0.1, 0.05, 0.1])], 0.2)
+
+
+GLASS: Rgb = (40, 48, 58)
+TYRE: Rgb = (25, 25, 25)
+
+
+# ----------------------------------------------------------------------------------------------
+# Builders. Parts of one thing must not overlap (the renderer orders them by separating planes).
+
+
+def car(rng: np.random.Generator) -> Thing:
+    kind = rng.choice(["sedan", "suv", "van"], p=[0.6, 0.28, 0.12])
+    length = {"sedan": rng.uniform(3.7, 4.9), "suv": rng.uniform(4.2, 5.0), "van": rng.uniform(4.8, 5.6)}[kind]
+    width = rng.uniform(1.65, 1.95)
+    body_h = {"sedan": rng.uniform(0.5, 0.65), "suv": rng.uniform(0.7, 0.85), "van": rng.uniform(1.3, 1.6)}[kind]
+    colour = vehicle_colour(rng)
+    clear = rng.uniform(0.25, 0.35)
+    glass = jitter(rng, GLASS, 0.25)
+    parts = [
+        Box((-width / 2 + 0.1, 0.0, -length / 2 + 0.35), (width / 2 - 0.1, clear, length / 2 - 0.35), S_VEHICLE, TYRE),
+        Box((-width / 2, clear, -length / 2), (width / 2, clear + body_h, length / 2), S_VEHICLE, colour),
+    ]
+    cab_l = length * (rng.uniform(0.42, 0.55) if kind == "sedan" else rng.uniform(0.6, 0.72))
+    cab_h = rng.uniform(0.42, 0.55) if kind != "van" else rng.uniform(0.35, 0.5)
+    cab_z = -length / 2 + 0.15 + rng.uniform(0.1, 0.25) * (length - cab_l)
+    y0 = clear + body_h
+    windows = {0: glass, 1: glass, 4: glass, 5: glass}
+    parts.append(
+        Box((-width * 0.44, y0, cab_z), (width * 0.44, y0 + cab_h, cab_z + cab_l), S_VEHICLE, colour, faces=windows)
+    )
+    return Thing(CAR, 0.0, 0.0, 0.0, parts)
+
+
+def truck(rng: np.random.Generator) -> Thing:
+    width, cab_l, cargo_l = rng.uniform(2.3, 2.55), rng.uniform(1.9, 2.4), rng.uniform(4.5, 9.5)
+    cab_h, cargo_h = rng.uniform(2.6, 3.2), rng.uniform(3.0, 4.0)
+    total = cab_l + 0.3 + cargo_l
+    z0 = -total / 2
+    cab_colour, cargo_colour = vehicle_colour(rng), any_colour(rng) if rng.random() < 0.5 else vehicle_colour(rng)
+    glass = jitter(rng, GLASS, 0.2)
+    parts = [
+        Box((-width / 2 + 0.15, 0.0, z0), (width / 2 - 0.15, 0.9, z0 + cargo_l), S_VEHICLE, TYRE),
+        Box((-width / 2, 0.9, z0), (width / 2, 0.9 + cargo_h, z0 + cargo_l), S_VEHICLE, cargo_colour),
+        Box((-width / 2 + 0.15, 0.0, z0 + cargo_l), (width / 2 - 0.15, 0.5, total / 2), S_VEHICLE, TYRE),
+        Box(
+            (-width / 2 + 0.05, 0.5, z0 + cargo_l + 0.3),
+            (width / 2 - 0.05, 0.5 + cab_h, total / 2),
+            S_VEHICLE,
+            cab_colour,
+            faces={5: glass},
+        ),
+    ]
+    return Thing(TRUCK, 0.0, 0.0, 0.0, parts)
+
+
+def bus(rng: np.random.Generator) -> Thing:
+    length, width = rng.uniform(9.5, 13.0), 2.55
+    colour = jitter(
+        rng, [(220, 200, 40), (200, 40, 35), (235, 235, 235), (40, 90, 160), (60, 130, 70)][rng.integers(5)]
+    )
+    glass = jitter(rng, GLASS, 0.2)
+    lo, hi = -length / 2, length / 2
+    parts = [
+        Box((-width / 2 + 0.1, 0.0, lo + 0.6), (width / 2 - 0.1, 0.35, hi - 0.6), S_VEHICLE, TYRE),
+        Box((-width / 2, 0.35, lo), (width / 2, 1.25, hi), S_VEHICLE, colour),
+        Box((-width / 2, 1.25, lo), (width / 2, 2.45, hi), S_VEHICLE, colour, faces={0: glass, 1: glass, 5: glass}),
+        Box((-width / 2, 2.45, lo), (width / 2, rng.uniform(2.9, 3.2), hi), S_VEHICLE, colour),
+    ]
+    return Thing(BUS, 0.0, 0.0, 0.0, parts)
+
+
+def person_parts(rng: np.random.Generator, height: float, base: float = 0.0, legs: bool = True) -> list[Box]:
+    w = height * rng.uniform(0.22, 0.27)
+    d = w * 0.6
+    leg_h, torso_h = height * 0.47, height * 0.37
+    head = height - leg_h - torso_h
+    skin = jitter(rng, [(230, 190, 160), (190, 140, 100), (120, 80, 55), (80, 55, 40)][rng.integers(4)], 0.1)
+    parts = (
+        []
+        if not legs
+        else [Box((-w * 0.4, base, -d * 0.45), (w * 0.4, base + leg_h, d * 0.45), S_PERSON, any_colour(rng))]
+    )
+    y = base + leg_h
+    parts.append(Box((-w / 2, y, -d / 2), (w / 2, y + torso_h, d / 2), S_PERSON, any_colour(rng)))
+    hair = jitter(rng, [(30, 25, 20), (90, 60, 30), (200, 170, 110), (120, 120, 120)][rng.integers(4)], 0.2)
+    parts.append(
+        Box(
+            (-head * 0.38, y + torso_h, -head * 0.42),
+            (head * 0.38, height + base, head * 0.42),
+            S_PERSON,
+            skin,
+            faces={3: hair, 4: hair},
+        )
+    )
+    return parts
+
+
+def pedestrian(rng: np.random.Generator) -> Thing:
+    height = rng.uniform(1.55, 1.95) if rng.random() < 0.85 else rng.uniform(1.0, 1.4)
+    return Thing(PEDESTRIAN, 0.0, 0.0, 0.0, person_parts(rng, height))
+
+
+def cyclist(rng: np.random.Generator) -> Thing:
+    motor = rng.random() < 0.3
+    length = rng.uniform(1.9, 2.2) if motor else rng.uniform(1.6, 1.8)
+    width = rng.uniform(0.4, 0.6) if motor else 0.12
+    frame = vehicle_colour(rng) if motor else any_colour(rng)
+    seat, wheel = (0.75, 0.7) if motor else (0.9, 0.68)
+    gap = 0.22
+    parts = [
+        Box((-width / 2, 0.0, -length / 2), (width / 2, wheel, -gap), S_VEHICLE, frame),
+        Box((-width / 2, 0.0, gap), (width / 2, wheel + 0.25, length / 2), S_VEHICLE, frame),
+        Box((-0.17, 0.3, -gap), (0.17, seat, gap), S_PERSON, any_colour(rng)),
+    ]
+    rider = person_parts(rng, rng.uniform(0.75, 0.95), base=seat, legs=False)
+    return Thing(CYCLIST, 0.0, 0.0, 0.0, parts + rider)
+
+
+def pole(x: float, z: float, height: float, width: float, colour: Rgb) -> Box:
+    return Box(
+        (x - width / 2, 0.0, z - width / 2), (x + width / 2, height, z + width / 2), S_POLE, colour, instance=False
+    )
+
+
+def traffic_light(rng: np.random.Generator, arm: float = 0.0) -> Thing:
+    """A pole with a signal head facing +z; with ``arm`` > 0 the head hangs from an arm towards +x."""
+    metal = random_grey(rng, 60, 150)
+    height = rng.uniform(2.6, 3.6) if arm == 0 else rng.uniform(5.0, 6.2)
+    parts = [pole(0.0, 0.0, height, 0.14, metal)]
+    hx = 0.0
+    if arm > 0:
+        parts.append(Box((0.07, height - 0.25, -0.06), (arm, height - 0.12, 0.06), S_POLE, metal, instance=False))
+        hx = arm - 0.4
+    housing = jitter(rng, (35, 35, 35) if rng.random() < 0.7 else (160, 140, 30), 0.2)
+    top = height - (0.3 if arm > 0 else -0.95)
+    lit = rng.integers(3)
+    parts.append(Box((hx - 0.17, top - 0.95, 0.07), (hx + 0.17, top, 0.4), S_POLE, housing))
+    for i, lamp in enumerate([(255, 40, 30), (255, 190, 20), (40, 255, 120)]):
+        y = top - 0.3 * (i + 1) + 0.02
+        rgb = lamp if i == lit else tuple(c * 0.25 for c in lamp)
+        parts.append(Box((hx - 0.1, y, 0.4), (hx + 0.1, y + 0.2, 0.45), S_POLE, rgb, texture=0.02))
+    return Thing(TRAFFIC_LIGHT, 0.0, 0.0, 0.0, parts)
+
+
+def traffic_sign(rng: np.random.Generator) -> Thing:
+    """A plate facing +z on a pole; the plate's front colour varies like real signs."""
+    size = rng.uniform(0.45, 0.9)
+    wide = rng.uniform(1.0, 2.0) if rng.random() < 0.25 else 1.0
+    height = rng.uniform(1.7, 2.6)
+    front = jitter(
+        rng,
+        [(200, 30, 30), (30, 70, 170), (235, 235, 235), (230, 190, 30), (30, 120, 60)][
+            rng.choice(5, p=[0.3, 0.25, 0.2, 0.15, 0.1])
+        ],
+        0.15,
+    )
+    back = random_grey(rng, 110, 180)
+    parts = [
+        pole(0.0, 0.0, height, 0.07, back),
+        Box((-size * wide / 2, height, 0.04), (size * wide / 2, height + size, 0.08), S_POLE, back, faces={5: front}),
+    ]
+    return Thing(TRAFFIC_SIGN, 0.0, 0.0, 0.0, parts)
+
+
+def building(rng: np.random.Generator, length: float, depth: float, setting: str) -> Thing:
+    height = {"urban": rng.uniform(6, 30), "suburban": rng.uniform(4, 9), "rural": rng.uniform(3.5, 8)}[setting]
+    base = [(150, 150, 150), (190, 180, 160), (160, 90, 70), (110, 100, 95), (220, 215, 205), (90, 95, 105)]
+    colour = jitter(rng, base[rng.integers(len(base))], 0.2)
+    faces = {3: random_grey(rng, 50, 140)}
+    return Thing(
+        -1,
+        0.0,
+        0.0,
+        0.0,
+        [
+            Box(
+                (-depth / 2, 0.0, -length / 2),
+                (depth / 2, height, length / 2),
+                S_BUILDING,
+                colour,
+                faces=faces,
+                texture=0.12,
+            )
+        ],
+    )
+
+
+def tree(rng: np.random.Generator) -> Thing:
+    trunk_h, trunk_w = rng.uniform(1.2, 3.0), rng.uniform(0.2, 0.45)
+    crown_w, crown_h = rng.uniform(2.0, 6.0), rng.uniform(2.0, 6.0)
+    leaf = green(rng)
+    parts = [
+        Box(
+            (-trunk_w / 2, 0.0, -trunk_w / 2),
+            (trunk_w / 2, trunk_h, trunk_w / 2),
+            S_VEGETATION,
+            jitter(rng, (80, 60, 45), 0.2),
+            texture=0.1,
+        ),
+        Box(
+            (-crown_w / 2, trunk_h, -crown_w / 2),
+            (crown_w / 2, trunk_h + crown_h, crown_w / 2),
+            S_VEGETATION,
+            leaf,
+            texture=0.3,
+        ),
+    ]
+    if rng.random() < 0.5:
+        w = crown_w * rng.uniform(0.5, 0.75)
+        y = trunk_h + crown_h
+        parts.append(
+            Box(
+                (-w / 2, y, -w / 2),
+                (w / 2, y + crown_h * rng.uniform(0.3, 0.6), w / 2),
+                S_VEGETATION,
+                jitter(rng, leaf, 0.08),
+                texture=0.3,
+            )
+        )
+    return Thing(-1, 0.0, 0.0, 0.0, parts)
+
+
+def hedge(rng: np.random.Generator, length: float) -> Thing:
+    w, h = rng.uniform(0.6, 1.5), rng.uniform(0.6, 1.8)
+    return Thing(
+        -1,
+        0.0,
+        0.0,
+        0.0,
+        [Box((-w / 2, 0.0, -length / 2), (w / 2, h, length / 2), S_VEGETATION, green(rng), texture=0.3)],
+    )
+
+
+def wall(rng: np.random.Generator, length: float) -> Thing:
+    w, h = rng.uniform(0.15, 0.4), rng.uniform(0.8, 2.5)
+    colour = random_grey(rng, 90, 210) if rng.random() < 0.7 else jitter(rng, (150, 100, 70), 0.2)
+    return Thing(
+        -1, 0.0, 0.0, 0.0, [Box((-w / 2, 0.0, -length / 2), (w / 2, h, length / 2), S_BUILDING, colour, texture=0.15)]
+    )
+
+
+def streetlight(rng: np.random.Generator) -> Thing:
+    """A lamp post at x = 0 with its arm reaching towards -x (over the road when turned so)."""
+    metal = random_grey(rng, 70, 170)
+    h, arm = rng.uniform(6.0, 9.0), rng.uniform(1.0, 2.5)
+    return Thing(
+        -1,
+        0.0,
+        0.0,
+        0.0,
+        [
+            pole(0.0, 0.0, h, 0.18, metal),
+            Box((-arm, h - 0.15, -0.07), (-0.09, h, 0.07), S_POLE, metal, instance=False),
+            Box((-arm - 0.5, h - 0.25, -0.15), (-arm, h, 0.15), S_POLE, random_grey(rng, 150, 230), instance=False),
+        ],
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# The sampler.
+
+
+def sample_camera(rng: np.random.Generator, width: int, height: int) -> Camera:
+    hfov = np.deg2rad(rng.uniform(48.0, 100.0))
+    fx = width / (2.0 * np.tan(hfov / 2.0))
+    cam_h = rng.uniform(1.2, 1.8) if rng.random() < 0.8 else rng.uniform(1.8, 2.8)
+    return Camera(
+        fx=float(fx),
+        fy=float(fx),
+        cx=float(width / 2 + rng.normal(0, 0.01) * width),
+        cy=float(height / 2 + rng.normal(0, 0.015) * height),
+        height_m=float(cam_h),
+        pitch_rad=float(np.clip(rng.normal(0.035, 0.03), -0.03, 0.14)),
+        roll_rad=float(np.clip(rng.normal(0.0, 0.008), -0.025, 0.025)),
+    )
+
+
+def sample_styles(rng: np.random.Generator, left: int, right: int, setting: str) -> tuple[int, ...]:
+    edge = SOLID_WHITE if setting != "rural" or rng.random() < 0.6 else NONE
+    lanes = DASHED_WHITE if rng.random() < 0.85 else SOLID_WHITE
+    if left == 0:
+        centre = edge
+    elif rng.random() < 0.5:  # yellow centre line (North America) or white (Europe)
+        centre = rng.choice([DOUBLE_YELLOW, SOLID_YELLOW, DASHED_YELLOW], p=[0.5, 0.25, 0.25])
+    else:
+        centre = rng.choice([DASHED_WHITE, SOLID_WHITE, NONE], p=[0.6, 0.3, 0.1])
+    styles = []
+    for k in range(left + right + 1):
+        styles.append(edge if k in (0, left + right) else centre if k == left else lanes)
+    if left > 0 and left + right > 0:
+        styles[left] = int(centre)
+    return tuple(int(s) for s in styles)
+
+
+def sample_road(rng: np.random.Generator, setting: str, curvature: float) -> Road:
+    left = int(rng.choice([0, 1, 2, 3], p=[0.12, 0.5, 0.28, 0.1]))
+    right = int(rng.choice([1, 2, 3], p=[0.5, 0.35, 0.15]))
+    lane_w = rng.uniform(2.9, 3.8)
+    urban = setting != "rural"
+    return Road(
+        x0=0.0,
+        z0=0.0,
+        heading=0.0,
+        curvature=curvature,
+        lane_width=lane_w,
+        lanes_left=left,
+        lanes_right=right,
+        styles=sample_styles(rng, left, right, setting),
+        parking_left=rng.uniform(2.1, 2.6) if urban and left > 0 and rng.random() < 0.3 else 0.0,
+        parking_right=rng.uniform(2.1, 2.6) if urban and rng.random() < 0.35 else 0.0,
+        sidewalk=rng.uniform(2.0, 5.0) if setting == "urban" else rng.uniform(1.2, 2.5) if urban else 0.0,
+        curb=rng.uniform(0.15, 0.35) if urban else 0.0,
+        shoulder=0.0 if urban else rng.uniform(0.0, 1.8),
+        marking_width=rng.uniform(0.1, 0.22),
+        dash_length=rng.uniform(1.5, 4.5),
+        dash_period=rng.uniform(6.0, 13.0),
+        dash_phase=rng.uniform(0.0, 13.0),
+    )
+
+
+def sample_lighting(rng: np.random.Generator) -> Lighting:
+    dusk = float(rng.beta(0.7, 1.6))
+    overcast = rng.random() < 0.3
+    elev = np.deg2rad(60.0 - 57.0 * dusk)
+    az = rng.uniform(-np.pi, np.pi)
+    sun = (float(np.cos(elev) * np.sin(az)), float(np.sin(elev)), float(np.cos(elev) * np.cos(az)))
+    warm = np.array([1.0 + 0.15 * dusk, 1.0 - 0.05 * dusk, 1.0 - 0.3 * dusk]) * rng.uniform(0.93, 1.07, 3)
+    day_zenith, dusk_zenith = np.array([70, 125, 205]), np.array([45, 55, 105])
+    day_horizon, dusk_horizon = np.array([185, 205, 228]), np.array([235, 150, 95])
+    zenith = (1 - dusk) * day_zenith + dusk * dusk_zenith
+    horizon = (1 - dusk) * day_horizon + dusk * dusk_horizon
+    if overcast:
+        grey = rng.uniform(150, 215)
+        zenith = 0.25 * zenith + 0.75 * grey
+        horizon = 0.25 * horizon + 0.75 * (grey + 15)
+    return Lighting(
+        dusk=dusk,
+        sun=sun,
+        sun_strength=float((0.15 if overcast else 0.7) * (1 - 0.5 * dusk)),
+        ambient=float((0.8 if overcast else 0.45) * (1 - 0.35 * dusk)),
+        tint=tuple(float(c) for c in warm),
+        exposure=float(rng.uniform(0.95, 1.25) * (1 - 0.45 * dusk)),
+        zenith=tuple(float(c) for c in jitter(rng, tuple(zenith), 0.08)),
+        horizon=tuple(float(c) for c in jitter(rng, tuple(horizon), 0.06)),
+        clouds=float(rng.uniform(0.0, 0.15)),
+    )
+
+
+def sample_effects(rng: np.random.Generator, lighting: Lighting) -> Effects:
+    fog = 0.0 if rng.random() < 0.55 else float(rng.choice([rng.uniform(0.002, 0.01), rng.uniform(0.01, 0.04)]))
+    fog_rgb = np.asarray(lighting.horizon) * 0.6 + rng.uniform(150, 210) * 0.4
+    return Effects(
+        fog_density=fog,
+        fog_rgb=tuple(float(c) for c in fog_rgb),
+        noise_sigma=float(rng.uniform(0.5, 4.0) + 6.0 * lighting.dusk * rng.random()),
+        blur_sigma=float(rng.uniform(0.3, 1.3)) if rng.random() < 0.45 else 0.0,
+        motion_blur=int(rng.integers(3, 10)) if rng.random() < 0.15 else 0,
+        motion_angle=float(rng.normal(0.0, 20.0)),
+        vignette=float(rng.uniform(0.0, 0.35)),
+        jpeg_quality=int(rng.integers(40, 96)),
+        texture_offset=(int(rng.integers(0, 256)), int(rng.integers(0, 256))),
+        noise_offset=(int(rng.integers(0, 64)), int(rng.integers(0, 64))),
+    )
+
+
+def sample_materials(rng: np.random.Generator, setting: str) -> dict[str, Rgb]:
+    asphalt = random_grey(rng, 55, 135, 0.05)
+    terrain = [(95, 125, 55), (125, 120, 70), (150, 130, 90), (110, 105, 95), (70, 100, 45)]
+    return {
+        "road": asphalt,
+        "white": random_grey(rng, 175, 240, 0.03),
+        "yellow": jitter(rng, (215, 175, 45), 0.12),
+        "sidewalk": random_grey(rng, 105, 195) if rng.random() < 0.8 else jitter(rng, (170, 110, 90), 0.15),
+        "curb": random_grey(rng, 140, 215),
+        "terrain": jitter(rng, terrain[rng.integers(len(terrain))], 0.15),
+        "gravel": jitter(rng, (135, 125, 110), 0.15),
+    }
+
+
+class Placer:
+    """Keeps dynamic things and roadside objects from overlapping (circles on the ground)."""
+
+    def __init__(self) -> None:
+        self.taken: list[tuple[float, float, float]] = []
+
+    def free(self, x: float, z: float, r: float) -> bool:
+        for a, b, c in self.taken:  # noqa: SIM110 (a plain loop is the fastest here)
+            if (x - a) ** 2 + (z - b) ** 2 <= (r + c) ** 2:
+                return False
+        return True
+
+    def take(self, x: float, z: float, r: float) -> None:
+        self.taken.append((x, z, r))
+
+
+def in_corridor(roads: list[Road], x, z, margin: float = 0.0, skip: int = -1) -> bool:
+    """Whether any of the points (x, z) lies on a road's surface, curb or sidewalk (plus ``margin``)."""
+    x, z = np.atleast_1d(x), np.atleast_1d(z)
+    for i, road in enumerate(roads):
+        if i == skip:
+            continue
+        a, b = road.along_across(x, z)
+        d = road.lateral(a, b)
+        hit = (d > -road.half_corridor(-1) - margin) & (d < road.half_corridor(1) + margin) & road.ahead(a, b)
+        if road.side_of != 0:
+            a0, b0 = roads[0].along_across(x, z)
+            hit &= road.side_of * roads[0].lateral(a0, b0) > 0
+        if hit.any():
+            return True
+    return False
+
+
+def exists(roads: list[Road], road: Road, x: float, z: float) -> bool:
+    """False for points on the missing side of a T-junction's arm."""
+    if road.side_of == 0:
+        return True
+    a, b = roads[0].along_across(x, z)
+    return road.side_of * float(roads[0].lateral(a, b)) > 0
+
+
+def place(thing: Thing, x: float, z: float, yaw: float) -> Thing:
+    thing.x, thing.z, thing.yaw = x, z, yaw
+    return thing
+
+
+def sample_scene(rng: np.random.Generator, width: int, height: int) -> Scene:
+    """One random driving scene; see the module docstring."""
+    camera = sample_camera(rng, width, height)
+    setting = str(rng.choice(["urban", "suburban", "rural"], p=[0.45, 0.3, 0.25]))
+    kind = str(rng.choice(["straight", "curve", "crossing", "t_junction"], p=[0.3, 0.3, 0.22, 0.18]))
+    if setting == "rural" and kind != "curve" and rng.random() < 0.5:
+        kind = "curve"
+    curvature = 0.0
+    if kind == "curve":
+        curvature = float(rng.choice([-1, 1]) / rng.uniform(60.0, 500.0))
+    main = sample_road(rng, setting, curvature)
+    # Put the camera in one of the right-hand lanes, slightly turned against the road.
+    ego_d = (rng.integers(main.lanes_right) + 0.5) * main.lane_width + rng.normal(0.0, 0.25)
+    main.heading = float(rng.normal(0.0, 0.03))
+    main.x0 = float(-ego_d * np.cos(main.heading))
+    main.z0 = float(ego_d * np.sin(main.heading))
+    roads = [main]
+    if kind in ("crossing", "t_junction"):
+        s_cross = rng.uniform(12.0, 75.0)
+        cx, cz, h = main.frame(s_cross, 0.0)
+        cross = sample_road(rng, setting, 0.0)
+        cross.lanes_left, cross.lanes_right = int(rng.integers(1, 3)), int(rng.integers(1, 3))
+        cross.styles = sample_styles(rng, cross.lanes_left, cross.lanes_right, setting)
+        cross.parking_left = cross.parking_right = 0.0
+        cross.x0, cross.z0 = cx, cz
+        cross.heading = float(h + np.pi / 2 + rng.normal(0.0, 0.12))
+        if kind == "t_junction":
+            cross.side_of = int(rng.choice([-1, 1]))
+        roads.append(cross)
+    lighting = sample_lighting(rng)
+    scene = Scene(
+        camera=camera,
+        width=width,
+        height=height,
+        roads=roads,
+        materials=sample_materials(rng, setting),
+        lighting=lighting,
+        effects=sample_effects(rng, lighting),
+        kind=kind,
+        setting=setting,
+    )
+    crowd = float(rng.choice([0.0, 0.25, 0.7, 1.4, 2.5], p=[0.1, 0.2, 0.3, 0.25, 0.15]))
+    populate(rng, scene, crowd)
+    return scene
+
+
+def populate(rng: np.random.Generator, scene: Scene, crowd: float) -> None:
+    roads, things, setting = scene.roads, scene.things, scene.setting
+    placer = Placer()
+    main = roads[0]
+    ranges = [(-20.0, 190.0)] + [(-110.0, 110.0)] * (len(roads) - 1)
+
+    def on_other_road(x: float, z: float, own: int, margin: float = 0.5) -> bool:
+        return in_corridor(roads, x, z, margin, skip=own)
+
+    # Vehicles in every lane and parked along the curb.
+    for ri, road in enumerate(roads):
+        s_lo, s_hi = ranges[ri]
+        lanes = [(j + 0.5) * road.lane_width for j in range(road.lanes_right)]
+        lanes += [-(j + 0.5) * road.lane_width for j in range(road.lanes_left)]
+        for d_lane in lanes:
+            count = rng.poisson(crowd * rng.uniform(1.0, 4.0) * (0.6 if setting == "rural" else 1.0))
+            for s in np.sort(rng.uniform(max(s_lo, 2.0) if ri == 0 else s_lo, s_hi, count)):
+                maker = [car, truck, bus][rng.choice(3, p=[0.8, 0.12, 0.08])]
+                thing = maker(rng)
+                d = d_lane + rng.normal(0.0, 0.2)
+                x, z, h = road.frame(float(s), d)
+                if on_other_road(x, z, ri, -0.5) or not exists(roads, road, x, z):
+                    continue
+                half = max(p.hi[2] for p in thing.parts)
+                if not placer.free(x, z, half + 0.6):
+                    continue
+                placer.take(x, z, half + 0.6)
+                yaw = h + (np.pi if d_lane < 0 else 0.0) + rng.normal(0.0, 0.03)
+                things.append(place(thing, x, z, yaw))
+        for sign, park in ((1, road.parking_right), (-1, road.parking_left)):
+            if park <= 0:
+                continue
+            for s in np.sort(rng.uniform(s_lo, s_hi, rng.poisson(crowd * 8))):
+                d = (
+                    sign * (road.lanes_right * road.lane_width + park / 2)
+                    if sign > 0
+                    else -(road.lanes_left * road.lane_width + park / 2)
+                )
+                x, z, h = road.frame(float(s), d + rng.normal(0.0, 0.1))
+                thing = car(rng)
+                if not placer.free(x, z, 2.6) or on_other_road(x, z, ri):
+                    continue
+                placer.take(x, z, 2.6)
+                things.append(place(thing, x, z, h + (0.0 if sign > 0 else np.pi) + rng.normal(0.0, 0.02)))
+
+    # Cyclists near the right edge (either direction) and on the crossing road.
+    for _ in range(rng.poisson(crowd * 1.2)):
+        ri = int(rng.integers(len(roads)))
+        road = roads[ri]
+        sign = 1 if rng.random() < 0.7 else -1
+        edge = road.lanes_right * road.lane_width if sign > 0 else road.lanes_left * road.lane_width
+        d = sign * (edge - rng.uniform(0.5, 1.2))
+        x, z, h = road.frame(float(rng.uniform(3.0, 90.0) if ri == 0 else rng.uniform(-60, 60)), d)
+        if road.lanes_left == 0 and sign < 0:
+            continue
+        if on_other_road(x, z, ri, -0.5) or not placer.free(x, z, 1.2) or not exists(roads, road, x, z):
+            continue
+        placer.take(x, z, 1.2)
+        things.append(place(cyclist(rng), x, z, h + (0.0 if sign > 0 else np.pi) + rng.normal(0, 0.05)))
+
+    # Pedestrians on sidewalks / shoulders, some in groups, some crossing.
+    for _ in range(rng.poisson(crowd * (6.0 if setting == "urban" else 2.5))):
+        ri = int(rng.integers(len(roads)))
+        road = roads[ri]
+        sign = 1 if rng.random() < 0.5 else -1
+        edge = road.right_edge if sign > 0 else road.left_edge
+        width = max(road.sidewalk, 1.0)
+        crossing = rng.random() < 0.12
+        if crossing:
+            d = rng.uniform(-road.left_edge, road.right_edge)
+        else:
+            d = sign * (edge + road.curb + rng.uniform(0.3, width - 0.2 if width > 0.6 else 0.6))
+        s = rng.uniform(1.0, 70.0) if ri == 0 else rng.uniform(-50.0, 50.0)
+        group = 1 if rng.random() < 0.7 else int(rng.integers(2, 5))
+        for g in range(group):
+            x, z, h = road.frame(float(s + g * rng.uniform(0.6, 1.2)), d + rng.normal(0.0, 0.3))
+            if not exists(roads, road, x, z) or not placer.free(x, z, 0.35):
+                continue
+            placer.take(x, z, 0.35)
+            yaw = h + (np.pi / 2 * sign if crossing else (0.0 if rng.random() < 0.5 else np.pi)) + rng.normal(0, 0.3)
+            things.append(place(pedestrian(rng), x, z, yaw))
+
+    # Traffic lights at the junction corners, facing the traffic that approaches them.
+    if len(roads) > 1:
+        cross = roads[1]
+        for ri, road in enumerate(roads[:2]):
+            other = roads[1 - ri]
+            for sign in (1, -1):  # approach direction along this road
+                if rng.random() < 0.15:
+                    continue
+                # corner on the approaching traffic's right side, before the other road
+                s_at = 0.0 if ri == 1 else float(main.along_across(cross.x0, cross.z0)[0])
+                back = other.half_corridor(1) + 0.5
+                d = sign * (road.right_edge + road.curb + 0.4 if sign > 0 else road.left_edge + road.curb + 0.4)
+                x, z, h = road.frame(s_at - sign * back, d)
+                if not exists(roads, road, x, z) or not placer.free(x, z, 0.3):
+                    continue
+                placer.take(x, z, 0.3)
+                arm = rng.uniform(2.5, 6.0) if rng.random() < 0.4 else 0.0
+                light = traffic_light(rng, arm)
+                yaw = h + (np.pi if sign > 0 else 0.0)  # +z of the light looks at the traffic
+                things.append(place(light, x, z, yaw))
+    elif rng.random() < 0.15 * (crowd > 0) + 0.1:
+        s = rng.uniform(15.0, 80.0)
+        x, z, h = main.frame(s, main.right_edge + main.curb + 0.4)
+        if placer.free(x, z, 0.3):
+            placer.take(x, z, 0.3)
+            things.append(
+                place(traffic_light(rng, rng.uniform(2.5, 5.0) if rng.random() < 0.5 else 0.0), x, z, h + np.pi)
+            )
+
+    # Signs, street lights, trees, hedges, walls and buildings along both sides of every road.
+    for ri, road in enumerate(roads):
+        s_lo, s_hi = ranges[ri]
+        for sign in (1, -1):
+            edge = (road.right_edge if sign > 0 else road.left_edge) + road.curb
+            for _ in range(rng.poisson(1.5 if setting != "rural" else 0.8)):
+                s = rng.uniform(max(s_lo, 3.0), min(s_hi, 120.0))
+                x, z, h = road.frame(float(s), sign * (edge + rng.uniform(0.3, 0.8) + road.shoulder))
+                if not placer.free(x, z, 0.4) or on_other_road(x, z, ri) or not exists(roads, road, x, z):
+                    continue
+                placer.take(x, z, 0.4)
+                facing = np.pi if sign > 0 or rng.random() < 0.5 else 0.0
+                things.append(place(traffic_sign(rng), x, z, h + facing + rng.normal(0.0, 0.1)))
+            if setting != "rural" and rng.random() < 0.6:
+                step, s = rng.uniform(22.0, 40.0), s_lo + rng.uniform(0.0, 20.0)
+                while s < s_hi:
+                    x, z, h = road.frame(float(s), sign * (edge + 0.5))
+                    if placer.free(x, z, 0.4) and not on_other_road(x, z, ri) and exists(roads, road, x, z):
+                        placer.take(x, z, 0.4)
+                        things.append(place(streetlight(rng), x, z, h + (0.0 if sign > 0 else np.pi)))
+                    s += step
+            tree_d = edge + (road.sidewalk * 0.75 if road.sidewalk > 0 else road.shoulder + rng.uniform(1.5, 6.0))
+            tree_p = {"urban": 0.3, "suburban": 0.6, "rural": 0.7}[setting]
+            if rng.random() < tree_p:
+                step, s = rng.uniform(6.0, 18.0), s_lo + rng.uniform(0.0, 10.0)
+                while s < s_hi:
+                    x, z, h = road.frame(float(s), sign * (tree_d + rng.uniform(0.0, 1.0 if road.sidewalk else 8.0)))
+                    if (
+                        rng.random() < 0.8
+                        and placer.free(x, z, 1.0)
+                        and not on_other_road(x, z, ri, 1.0)
+                        and exists(roads, road, x, z)
+                    ):
+                        placer.take(x, z, 1.0)
+                        things.append(place(tree(rng), x, z, h + rng.uniform(0, np.pi)))
+                    s += step * rng.uniform(0.6, 1.4)
+            # Buildings (or walls and hedges in the countryside) in slots along the road.
+            s = s_lo + rng.uniform(-5.0, 5.0)
+            front = (
+                edge
+                + road.sidewalk
+                + road.shoulder
+                + {"urban": rng.uniform(0.0, 1.5), "suburban": rng.uniform(4.0, 12.0), "rural": rng.uniform(6.0, 25.0)}[
+                    setting
+                ]
+            )
+            while s < s_hi:
+                length = rng.uniform(8.0, 30.0) if setting == "urban" else rng.uniform(7.0, 16.0)
+                gap = rng.uniform(0.0, 3.0) if setting == "urban" else rng.uniform(4.0, 25.0)
+                r = rng.random()
+                want = {"urban": 0.92, "suburban": 0.75, "rural": 0.3}[setting]
+                if r < want:
+                    depth = rng.uniform(8.0, 20.0)
+                    thing = building(rng, length, depth, setting)
+                    dd = front + depth / 2 + rng.uniform(0.0, 1.0 if setting == "urban" else 4.0)
+                elif r < want + 0.15:
+                    thing = (hedge if rng.random() < 0.6 else wall)(rng, length)
+                    dd = front - rng.uniform(0.0, 3.0 if setting != "urban" else 0.0) + 0.6
+                    depth = 1.5
+                else:
+                    s += length + gap
+                    continue
+                x, z, h = road.frame(float(s + length / 2), sign * dd)
+                # All four footprint corners must stay off every road corridor.
+                lx = np.array([-1.0, 1.0, -1.0, 1.0, 0.0]) * depth / 2
+                lz = np.array([-1.0, -1.0, 1.0, 1.0, 0.0]) * length / 2
+                cx, cz = x + lx * np.cos(h) + lz * np.sin(h), z - lx * np.sin(h) + lz * np.cos(h)
+                if exists(roads, road, x, z) and not in_corridor(roads, cx, cz, 0.3):
+                    things.append(place(thing, x, z, h))
+                s += length + gap

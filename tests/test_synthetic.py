@@ -1,0 +1,263 @@
+"""Label checks for the synthetic driving world: the labels must follow from the geometry exactly."""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+
+import numpy as np
+import pytest
+
+from perception.classes import DETECTION_CLASSES, IGNORE_INDEX, SEGMENTATION_CLASSES, seg_index
+from perception.data.sample import Camera, Sample
+from perception.data.synthetic import SPLIT_SEEDS, SyntheticDataset, SynthFolderDataset, make_scene, render
+from perception.data.synthetic import scene as sc
+from perception.data.synthetic.export import write_dataset
+
+SMALL = {"height": 96, "width": 160}
+ALLOWED = {  # semantic classes an instance's pixels may carry
+    "car": {"vehicle"},
+    "truck": {"vehicle"},
+    "bus": {"vehicle"},
+    "pedestrian": {"person"},
+    "cyclist": {"person", "vehicle"},
+    "traffic_light": {"pole_sign"},
+    "traffic_sign": {"pole_sign"},
+}
+
+
+@cache
+def small_samples(count: int = 40) -> list[Sample]:
+    ds = SyntheticDataset("train", count, **SMALL)
+    return [ds[i] for i in range(count)]
+
+
+@cache
+def full_samples(count: int = 50) -> list[Sample]:
+    ds = SyntheticDataset("val", count)
+    return [ds[i] for i in range(count)]
+
+
+def all_samples() -> list[Sample]:
+    return small_samples() + full_samples()[:12]
+
+
+def test_sample_types():
+    s = SyntheticDataset("train", 2)[1]
+    n = len(s.boxes)
+    assert s.image.shape == (384, 640, 3) and s.image.dtype == np.uint8
+    assert s.semantic.shape == (384, 640) and s.semantic.dtype == np.uint8
+    assert s.depth.shape == (384, 640) and s.depth.dtype == np.float32
+    assert s.boxes.shape == (n, 4) and s.boxes.dtype == np.float32
+    assert s.labels.shape == (n,) and s.labels.dtype == np.int64
+    assert s.extras["instance"].dtype == np.int32
+    assert s.extras["truncation"].shape == s.extras["occlusion"].shape == (n,)
+    assert s.extras["source"] == "synthetic" and s.extras["id"] == "train-s0-0000001"
+    assert s.semantic.max() < len(SEGMENTATION_CLASSES) and IGNORE_INDEX not in s.semantic
+    assert isinstance(s.camera, Camera) and s.camera.height_m > 1.0
+
+
+def test_deterministic():
+    a = SyntheticDataset("train", 10, **SMALL)[7]
+    b = SyntheticDataset("train", 10, **SMALL)[7]
+    for key in ("image", "semantic", "depth", "boxes", "labels"):
+        np.testing.assert_array_equal(getattr(a, key), getattr(b, key))
+    np.testing.assert_array_equal(a.extras["instance"], b.extras["instance"])
+    assert a.camera == b.camera
+    c = SyntheticDataset("train", 10, seed=1, **SMALL)[7]
+    assert not np.array_equal(a.image, c.image)
+
+
+def test_splits_disjoint():
+    names = list(SPLIT_SEEDS)
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            ra, rb = SPLIT_SEEDS[a], SPLIT_SEEDS[b]
+            assert ra.stop <= rb.start or rb.stop <= ra.start, (a, b)
+    frames = {split: SyntheticDataset(split, 3, **SMALL)[0].image for split in names}
+    assert not np.array_equal(frames["train"], frames["val"])
+    assert not np.array_equal(frames["val"], frames["test"])
+    with pytest.raises(ValueError):
+        SyntheticDataset("train", len(SPLIT_SEEDS["train"]) + 1)
+
+
+def test_boxes_are_tight_around_visible_instance_pixels():
+    for s in all_samples():
+        inst = s.extras["instance"]
+        assert set(np.unique(inst)) <= set(range(len(s.boxes) + 1))
+        for i, box in enumerate(s.boxes):
+            ys, xs = np.nonzero(inst == i + 1)
+            assert len(ys) >= 12, s.extras["id"]
+            np.testing.assert_array_equal(box, [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1])
+
+
+def test_semantics_agree_with_instances_and_depth():
+    for s in all_samples():
+        inst = s.extras["instance"]
+        for i, label in enumerate(s.labels):
+            classes = {SEGMENTATION_CLASSES[c] for c in np.unique(s.semantic[inst == i + 1])}
+            assert classes <= ALLOWED[DETECTION_CLASSES[label]], (s.extras["id"], DETECTION_CLASSES[label], classes)
+        sky = s.semantic == seg_index("sky")
+        assert (s.depth[sky] == 0).all()
+        assert (s.depth >= 0).all() and s.depth.max() <= 200.0
+        # Every pixel that is not sky has a depth unless it is beyond the 200 m range.
+        assert (s.depth[~sky] > 0).mean() > 0.9
+
+
+def analytic_ground_depth(camera: Camera, height: int, width: int) -> np.ndarray:
+    """Ray / ground-plane distance (camera z) from the documented camera model, computed from scratch."""
+    p, r = camera.pitch_rad, camera.roll_rad
+    rot_pitch = np.array([[1, 0, 0], [0, np.cos(p), np.sin(p)], [0, -np.sin(p), np.cos(p)]])
+    rot_roll = np.array([[np.cos(r), -np.sin(r), 0], [np.sin(r), np.cos(r), 0], [0, 0, 1]])
+    v, u = np.mgrid[0:height, 0:width].astype(np.float64)
+    rays = np.stack([(u - camera.cx) / camera.fx, (v - camera.cy) / camera.fy, np.ones_like(u)], -1)
+    down = (rays @ (rot_pitch @ rot_roll).T)[..., 1]  # level-frame y (down) of a ray with camera z = 1
+    with np.errstate(divide="ignore"):
+        return np.where(down > 0, camera.height_m / down, np.inf)
+
+
+def test_road_depth_is_the_analytic_plane_distance():
+    checked = 0
+    for s in all_samples():
+        ground = np.isin(s.semantic, [seg_index(n) for n in ("road", "lane_marking", "sidewalk", "terrain")])
+        ground &= s.depth > 0
+        expected = analytic_ground_depth(s.camera, *s.size)
+        np.testing.assert_allclose(s.depth[ground], expected[ground], rtol=2e-4)
+        road = (s.semantic == seg_index("road")) & (s.depth > 0)
+        checked += road.sum()
+        assert np.isinf(expected[s.semantic == seg_index("sky")]).all()  # sky only above the horizon
+    assert checked > 10_000
+
+
+def two_car_scene(width: int = 320, height: int = 192) -> sc.Scene:
+    """Three cars in an empty world: one ahead, one behind it and off to the side, one cut by the border."""
+    scene = make_scene("train", 0, **{"height": height, "width": width})
+    rng = np.random.default_rng(0)
+    scene.things = [
+        sc.place(sc.car(rng), 0.0, 9.0, 0.0),
+        sc.place(sc.car(rng), 1.2, 16.0, 0.0),
+        sc.place(sc.car(rng), 4.0, 4.5, 0.0),
+    ]
+    scene.effects.fog_density = 0.0
+    return scene
+
+
+def test_occlusion_and_truncation_from_geometry():
+    scene = two_car_scene()
+    frame = render(scene)
+    assert len(frame.boxes) == 3
+    order = np.argsort(frame.boxes[:, 3] - frame.boxes[:, 1])  # smallest (farthest) first
+    far, near, side = order[0], order[1], order[2]
+    assert frame.occlusion[far] > 0.1
+    assert frame.occlusion[near] == pytest.approx(0.0, abs=1e-6)
+    assert frame.truncation[near] == 0.0 and frame.truncation[far] == 0.0
+    assert frame.truncation[side] > 0.05 and frame.boxes[side, 2] == scene.width
+    # Without the nearer car the farther one is whole, and its box only grows.
+    alone = sc.Scene(**{**scene.__dict__, "things": [scene.things[1]]})
+    solo = render(alone)
+    assert len(solo.boxes) == 1 and solo.occlusion[0] == pytest.approx(0.0, abs=1e-6)
+    assert (solo.boxes[0, :2] <= frame.boxes[far, :2]).all() and (solo.boxes[0, 2:] >= frame.boxes[far, 2:]).all()
+
+
+def test_truncation_and_occlusion_occur_in_sampled_frames():
+    truncated = occluded = 0
+    for s in full_samples():
+        h, w = s.size
+        border = (s.boxes[:, 0] == 0) | (s.boxes[:, 1] == 0) | (s.boxes[:, 2] == w) | (s.boxes[:, 3] == h)
+        truncated += int((s.extras["truncation"][border] > 0).sum())
+        occluded += int((s.extras["occlusion"] > 0.3).sum())
+        assert ((s.extras["truncation"] >= 0) & (s.extras["truncation"] <= 1)).all()
+        assert ((s.extras["occlusion"] >= 0) & (s.extras["occlusion"] <= 1)).all()
+    assert truncated >= 5 and occluded >= 5
+
+
+def test_variety_over_fifty_frames():
+    samples = full_samples()
+    counts = np.array([len(s.boxes) for s in samples])
+    heights = np.concatenate([s.boxes[:, 3] - s.boxes[:, 1] for s in samples])
+    labels = np.concatenate([s.labels for s in samples])
+    kinds = {make_scene("val", i).kind for i in range(len(samples))}
+    assert (counts <= 2).sum() >= 2, counts  # empty or nearly empty roads
+    assert (counts >= 15).sum() >= 3, counts  # crowded ones
+    assert (heights < 16).sum() >= 20  # small, far objects
+    assert (heights > 100).sum() >= 3  # large, near ones
+    assert set(labels.tolist()) == set(range(len(DETECTION_CLASSES)))
+    assert {"curve", "crossing", "t_junction", "straight"} <= kinds
+    present = set(np.concatenate([np.unique(s.semantic) for s in samples]).tolist())
+    assert present == set(range(len(SEGMENTATION_CLASSES)))
+    focal = [s.camera.fx for s in samples]
+    assert max(focal) / min(focal) > 1.5
+    brightness = [s.image.mean() for s in samples]
+    assert max(brightness) - min(brightness) > 40
+
+
+def test_colour_alone_does_not_separate_classes():
+    """Vehicles and roads, vegetation and terrain share colours: their colour ranges overlap."""
+    samples = full_samples()[:20]
+
+    def colours(name: str) -> np.ndarray:
+        return np.concatenate([s.image[s.semantic == seg_index(name)] for s in samples]).astype(np.float32)
+
+    for a, b in (("vehicle", "road"), ("vegetation", "terrain"), ("building", "sidewalk")):
+        ca, cb = colours(a).mean(1), colours(b).mean(1)
+        lo, hi = max(np.percentile(ca, 10), np.percentile(cb, 10)), min(np.percentile(ca, 90), np.percentile(cb, 90))
+        assert hi > lo, (a, b)
+
+
+def test_same_world_at_any_resolution():
+    small = SyntheticDataset("test", 4, **SMALL)[2]
+    large = SyntheticDataset("test", 4, height=192, width=320)[2]
+    assert large.camera.fx == pytest.approx(2 * small.camera.fx)
+    agree = (large.semantic[1::2, 1::2] == small.semantic).mean()  # 2x2 block centres vs pixel centres
+    assert agree > 0.85
+
+
+def test_export_and_read_back(tmp_path):
+    from perception.cli import main
+
+    out = tmp_path / "synth"
+    assert (
+        main(
+            [
+                "data",
+                "synth",
+                "--out",
+                str(out),
+                "--count",
+                "4",
+                "--split",
+                "val",
+                "--width",
+                "160",
+                "--height",
+                "96",
+                "--workers",
+                "2",
+            ]
+        )
+        == 0
+    )
+    meta = json.loads((out / "dataset.json").read_text())
+    assert meta["count"] == 4 and meta["split"] == "val" and len(meta["generator_hash"]) == 16
+    folder = SynthFolderDataset(out)
+    memory = SyntheticDataset("val", 4, **SMALL)
+    assert len(folder) == 4
+    for i in range(4):
+        a, b = memory[i], folder[i]
+        assert a.extras["id"] == b.extras["id"]
+        np.testing.assert_array_equal(a.image, b.image)  # same JPEG bytes
+        np.testing.assert_array_equal(a.boxes, b.boxes)
+        np.testing.assert_array_equal(a.labels, b.labels)
+        np.testing.assert_array_equal(a.semantic, b.semantic)
+        np.testing.assert_array_equal(a.extras["instance"], b.extras["instance"])
+        np.testing.assert_allclose(a.depth, b.depth, atol=1 / 512 + 1e-6)
+        np.testing.assert_allclose(a.extras["truncation"], b.extras["truncation"], atol=1e-4)
+        np.testing.assert_allclose(a.extras["occlusion"], b.extras["occlusion"], atol=1e-4)
+        assert a.camera == b.camera
+
+
+def test_write_dataset_single_process(tmp_path):
+    meta = write_dataset(tmp_path, 2, "test", 64, 96, workers=1)
+    assert meta["ids"] == ["test-s0-0000000", "test-s0-0000001"]
+    s = SynthFolderDataset(tmp_path)[1]
+    assert s.image.shape == (64, 96, 3) and s.depth.dtype == np.float32
