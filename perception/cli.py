@@ -66,6 +66,12 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--frames", type=Path, help="folder of real JPEG/PNG frames to verify on (besides random ones)")
     export.add_argument("--metrics", type=Path, help="metrics JSON (from perception eval) to carry in the metadata")
     export.set_defaults(run=_handler("perception.export:export_command"))
+    variants = commands.add_parser("export-variants", help="make FP16 and INT8 variants of a model, measure them")
+    variants.add_argument("model_dir", type=Path, help="models/<name>/<version>/ holding model.onnx")
+    variants.add_argument("--variants", default="fp16,int8", help="comma-separated: fp16, int8")
+    variants.add_argument("--calibration-frames", type=int, default=64, help="synthetic val frames for INT8 ranges")
+    variants.add_argument("--count", type=int, default=200, help="held-out test frames to score on (0: skip)")
+    variants.set_defaults(run=_handler("perception.export.variants:variants_command"))
 
     serve = commands.add_parser("serve", help="run the HTTP service (settings from PERCEPTION_* variables)")
     serve.add_argument("--host", help="overrides PERCEPTION_HOST")
