@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from functools import cache
 
 import numpy as np
@@ -261,3 +262,19 @@ def test_write_dataset_single_process(tmp_path):
     assert meta["ids"] == ["test-s0-0000000", "test-s0-0000001"]
     s = SynthFolderDataset(tmp_path)[1]
     assert s.image.shape == (64, 96, 3) and s.depth.dtype == np.float32
+
+
+def test_things_beside_the_camera_are_clipped_not_dropped():
+    """A car level with the camera (partly behind it) is drawn clipped at the near plane, truncated."""
+    scene = two_car_scene()
+    scene.camera = replace(scene.camera, fx=scene.width / 2, fy=scene.width / 2)  # 90 degrees wide
+    scene.things = [sc.place(sc.car(np.random.default_rng(1)), -3.0, 1.0, 0.0)]
+    frame = render(scene)
+    assert len(frame.boxes) == 1 and frame.boxes[0, 0] == 0
+    assert frame.truncation[0] > 0.2
+    np.testing.assert_array_equal(frame.boxes[0], box_of(frame.instance == 1))
+
+
+def box_of(mask: np.ndarray) -> list[int]:
+    ys, xs = np.nonzero(mask)
+    return [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]

@@ -53,10 +53,6 @@ def ground_inverse_depth(camera: Camera) -> np.ndarray:
     return plane_inverse_depth(camera, np.array([0.0, 1.0, 0.0]), np.array(camera.height_m))
 
 
-def level_to_pixels(camera: Camera, points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Project level-frame points [..., 3] to (u, v, z_camera)."""
-    rot = camera_rotation(camera.pitch_rad or 0.0, camera.roll_rad or 0.0)
-    p = points @ rot  # R^T p for row vectors
-    z = p[..., 2]
-    safe = np.where(np.abs(z) < 1e-6, 1e-6, z)
-    return camera.fx * p[..., 0] / safe + camera.cx, camera.fy * p[..., 1] / safe + camera.cy, z
+def level_to_camera(camera: Camera, points: np.ndarray) -> np.ndarray:
+    """Level-frame points [..., 3] in camera coordinates."""
+    return points @ camera_rotation(camera.pitch_rad or 0.0, camera.roll_rad or 0.0)  # R^T p for row vectors

@@ -28,7 +28,7 @@ import numpy as np
 
 from perception.classes import seg_index
 from perception.data.sample import Camera
-from perception.data.synthetic.geometry import ground_inverse_depth, level_to_pixels, pixel_to_level
+from perception.data.synthetic.geometry import ground_inverse_depth, level_to_camera, pixel_to_level
 from perception.data.synthetic.scene import DASHED_STYLES, DOUBLE_YELLOW, NONE, YELLOW_STYLES, Road, Scene
 
 SKY, TERRAIN, GRAVEL, SIDEWALK, CURB, ROAD, WHITE, YELLOW = range(8)
@@ -91,7 +91,7 @@ def ground_texture() -> np.ndarray:
 def screen_fields(height: int, width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(texture [H+256, W+256], sensor noise [H+64, W+64], vignette falloff [H, W]) for a size."""
     rng = np.random.default_rng(5678)
-    tile = 0.6 * _periodic_noise(rng, 256, 0.8) + 0.4 * rng.standard_normal((256, 256)).astype(np.float32)
+    tile = 0.8 * _periodic_noise(rng, 256, 0.8) + 0.2 * rng.standard_normal((256, 256)).astype(np.float32)
     reps = (-(-(height + 256) // 256), -(-(width + 256) // 256))
     texture = np.ascontiguousarray(np.tile(tile, reps)[: height + 256, : width + 256])
     noise = rng.standard_normal((height + 64, width + 64)).astype(np.float32)
@@ -274,7 +274,10 @@ def render(scene: Scene) -> Frame:
         wx = pos[:, :1] + local[..., 0] * cy + local[..., 2] * sy
         wz = pos[:, 1:] - local[..., 0] * sy + local[..., 2] * cy
         level = np.stack([wx, cam.height_m - local[..., 1], wz], -1)
-        pu, pv, pz = level_to_pixels(cam, level)
+        pc = level_to_camera(cam, level)
+        pz = pc[..., 2]
+        safe_z = np.maximum(pz, NEAR)  # corners behind the near plane only matter through _clip_near
+        pu, pv = cam.fx * pc[..., 0] / safe_z + cam.cx, cam.fy * pc[..., 1] / safe_z + cam.cy
         polys = np.round(np.stack([pu[:, FACES], pv[:, FACES]], -1) * 16).astype(
             np.int32, order="C"
         )  # [P, 6, 4, 2], 1/16 px
@@ -302,13 +305,33 @@ def render(scene: Scene) -> Frame:
             if p.instance and ti in raw_id:
                 inst_lut[base : base + 6] = raw_id[ti]
         visible_rows = visible.tolist()
-        bounds = [*np.flatnonzero(np.diff(owner, prepend=-1)).tolist(), n_parts]  # each thing's parts
-        for start, stop in pairwise(bounds):
+        first = np.flatnonzero(np.diff(owner, prepend=-1))
+        bounds = [*first.tolist(), n_parts]  # each thing's parts
+        # Per-thing extent in the image and in depth, to skip things out of view cheaply.
+        t_umin, t_umax = np.minimum.reduceat(pu.min(1), first), np.maximum.reduceat(pu.max(1), first)
+        t_vmin, t_vmax = np.minimum.reduceat(pv.min(1), first), np.maximum.reduceat(pv.max(1), first)
+        t_zmin, t_zmax = np.minimum.reduceat(pz.min(1), first), np.maximum.reduceat(pz.max(1), first)
+        for n, (start, stop) in enumerate(pairwise(bounds)):
             ti = int(owner[start])
-            if pz[start:stop].min() < NEAR:
-                continue
-            x0, x1 = max(int(np.floor(pu[start:stop].min())), 0), min(int(np.ceil(pu[start:stop].max())) + 1, width)
-            y0, y1 = max(int(np.floor(pv[start:stop].min())), 0), min(int(np.ceil(pv[start:stop].max())) + 1, height)
+            if t_zmax[n] < NEAR:
+                continue  # wholly behind the camera
+            clipped = None
+            if t_zmin[n] < NEAR:  # partly behind the camera: clip each face at the near plane
+                clipped = {}
+                for pi in range(start, stop):
+                    for f, seen in enumerate(visible_rows[pi]):
+                        poly = _clip_near(pc[pi, FACES[f]], cam) if seen else None
+                        if poly is not None:
+                            clipped[pi - start, f] = poly
+                if not clipped:
+                    continue
+                pts = np.concatenate(list(clipped.values()))
+                umin, vmin = pts.min(0)
+                umax, vmax = pts.max(0)
+            else:
+                umin, umax, vmin, vmax = t_umin[n], t_umax[n], t_vmin[n], t_vmax[n]
+            x0, x1 = max(int(np.floor(umin)), 0), min(int(np.ceil(umax)) + 1, width)
+            y0, y1 = max(int(np.floor(vmin)), 0), min(int(np.ceil(vmax)) + 1, height)
             if x0 >= x1 or y0 >= y1:
                 continue
             thing = scene.things[ti]
@@ -316,12 +339,20 @@ def render(scene: Scene) -> Frame:
             ex, ez = -thing.x, -thing.z
             eye = np.array([ex * c - ez * s, cam.height_m, ex * s + ez * c])
             roi = np.zeros((y1 - y0, x1 - x0), np.int32)
-            local_polys = polys[start:stop] - np.array([x0 * 16, y0 * 16], np.int32)
+            origin = np.array([x0 * 16, y0 * 16], np.int32)
+            local_polys = polys[start:stop] - origin
             for k in _paint_order(lo[start:stop], hi[start:stop], eye):
                 pi = start + k
                 for f, seen in enumerate(visible_rows[pi]):
-                    if seen:
-                        cv2.fillConvexPoly(roi, local_polys[k, f], FACE0 + 6 * pi + f, cv2.LINE_8, 4)
+                    if not seen:
+                        continue
+                    if clipped is None:
+                        poly = local_polys[k, f]
+                    elif (k, f) in clipped:
+                        poly = np.round(clipped[k, f] * 16).astype(np.int32) - origin
+                    else:
+                        continue
+                    cv2.fillConvexPoly(roi, poly, FACE0 + 6 * pi + f, cv2.LINE_8, 4)
             face_coef = np.take(coef, roi, axis=0)
             zi = face_coef[..., 0] * us[x0:x1] + face_coef[..., 1] * vs[y0:y1, None] + face_coef[..., 2]
             zview, cview = zbuf[y0:y1, x0:x1], codes[y0:y1, x0:x1]
@@ -333,7 +364,12 @@ def render(scene: Scene) -> Frame:
                 rois[rid] = (x0, y0, x1, y1)
                 own[rid] = np.count_nonzero(np.take(inst_lut, roi) == rid)
                 if x0 == 0 or y0 == 0 or x1 == width or y1 == height:  # else wholly inside the image
-                    truncation[rid] = _truncation(pu[start:stop], pv[start:stop], inst_lut, start, stop, width, height)
+                    keep = inst_lut[FACE0 + 6 * np.arange(start, stop)] > 0
+                    if clipped is None:
+                        pts = np.stack([pu[start:stop][keep].ravel(), pv[start:stop][keep].ravel()], -1)
+                    else:
+                        pts = np.concatenate([p for (k, _), p in clipped.items() if keep[k]] or [np.zeros((0, 2))])
+                    truncation[rid] = _truncation(pts, width, height)
 
     # Boxes from visible pixels; small things keep their semantics but lose their instance.
     code_counts = np.bincount(codes.ravel(), minlength=n_codes)
@@ -370,19 +406,32 @@ def render(scene: Scene) -> Frame:
     )
 
 
-def _truncation(pu, pv, inst_lut, start, stop, width, height) -> float:
-    """Share of the projected hull of a thing's instance parts that falls outside the image."""
-    keep = inst_lut[FACE0 + 6 * np.arange(start, stop)] > 0
-    pts = np.stack([pu[keep].ravel(), pv[keep].ravel()], -1).astype(np.float32)
-    if len(pts) < 3:
+def _truncation(points: np.ndarray, width: int, height: int) -> float:
+    """Share of the convex hull of a thing's projected points that falls outside the image."""
+    if len(points) < 3:
         return 0.0
-    hull = cv2.convexHull(pts)
+    hull = cv2.convexHull(points.astype(np.float32))
     area = cv2.contourArea(hull)
     if area <= 0:
         return 0.0
     frame = np.array([[-0.5, -0.5], [width - 0.5, -0.5], [width - 0.5, height - 0.5], [-0.5, height - 0.5]], np.float32)
     inside, _ = cv2.intersectConvexConvex(hull, frame)
     return float(np.clip(1.0 - inside / area, 0.0, 1.0))
+
+
+def _clip_near(corners: np.ndarray, cam: Camera) -> np.ndarray | None:
+    """Pixel polygon of a face (corners [4, 3] in camera coordinates) clipped to z >= NEAR."""
+    out = []
+    for i in range(len(corners)):
+        a, b = corners[i], corners[(i + 1) % len(corners)]
+        if a[2] >= NEAR:
+            out.append(a)
+        if (a[2] >= NEAR) != (b[2] >= NEAR):
+            out.append(a + (NEAR - a[2]) / (b[2] - a[2]) * (b - a))
+    if len(out) < 3:
+        return None
+    p = np.array(out)
+    return np.stack([cam.fx * p[:, 0] / p[:, 2] + cam.cx, cam.fy * p[:, 1] / p[:, 2] + cam.cy], -1)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -618,6 +618,20 @@ class Placer:
     def take(self, x: float, z: float, r: float) -> None:
         self.taken.append((x, z, r))
 
+    @staticmethod
+    def _circles(x: float, z: float, yaw: float, length: float, width: float) -> list[tuple[float, float, float]]:
+        """A length x width footprint as a row of circles along its heading."""
+        r = width / 2 + 0.3
+        n = max(1, int(np.ceil(length / width)))
+        offsets = np.linspace(-(length - width) / 2, (length - width) / 2, n) if n > 1 else [0.0]
+        return [(x + o * np.sin(yaw), z + o * np.cos(yaw), r) for o in offsets]
+
+    def free_box(self, x: float, z: float, yaw: float, length: float, width: float) -> bool:
+        return all(self.free(*c) for c in self._circles(x, z, yaw, length, width))
+
+    def take_box(self, x: float, z: float, yaw: float, length: float, width: float) -> None:
+        self.taken.extend(self._circles(x, z, yaw, length, width))
+
 
 def in_corridor(roads: list[Road], x, z, margin: float = 0.0, skip: int = -1) -> bool:
     """Whether any of the points (x, z) lies on a road's surface, curb or sidewalk (plus ``margin``)."""
@@ -698,7 +712,9 @@ def sample_scene(rng: np.random.Generator, width: int, height: int) -> Scene:
 def populate(rng: np.random.Generator, scene: Scene, crowd: float) -> None:
     roads, things, setting = scene.roads, scene.things, scene.setting
     placer = Placer()
+    placer.take_box(0.0, 0.8, 0.0, 4.8, 1.9)  # the ego vehicle: the camera sits 1.5 m behind its front
     main = roads[0]
+    ego_lane = int(np.floor(main.lateral(*main.along_across(0.0, 0.0)) / main.lane_width))
     ranges = [(-20.0, 190.0)] + [(-110.0, 110.0)] * (len(roads) - 1)
 
     def on_other_road(x: float, z: float, own: int, margin: float = 0.5) -> bool:
@@ -711,18 +727,21 @@ def populate(rng: np.random.Generator, scene: Scene, crowd: float) -> None:
         lanes += [-(j + 0.5) * road.lane_width for j in range(road.lanes_left)]
         for d_lane in lanes:
             count = rng.poisson(crowd * rng.uniform(1.0, 4.0) * (0.6 if setting == "rural" else 1.0))
-            for s in np.sort(rng.uniform(max(s_lo, 2.0) if ri == 0 else s_lo, s_hi, count)):
+            for s in np.sort(rng.uniform(-8.0 if ri == 0 else s_lo, s_hi, count)):
                 maker = [car, truck, bus][rng.choice(3, p=[0.8, 0.12, 0.08])]
                 thing = maker(rng)
                 d = d_lane + rng.normal(0.0, 0.2)
                 x, z, h = road.frame(float(s), d)
                 if on_other_road(x, z, ri, -0.5) or not exists(roads, road, x, z):
                     continue
-                half = max(p.hi[2] for p in thing.parts)
-                if not placer.free(x, z, half + 0.6):
-                    continue
-                placer.take(x, z, half + 0.6)
                 yaw = h + (np.pi if d_lane < 0 else 0.0) + rng.normal(0.0, 0.03)
+                length = max(p.hi[2] for p in thing.parts) * 2 + 1.0
+                width = max(p.hi[0] for p in thing.parts) * 2
+                if ri == 0 and int(np.floor(d_lane / road.lane_width)) == ego_lane and s < 0:
+                    continue  # nothing behind the camera in its own lane
+                if not placer.free_box(x, z, yaw, length, width):
+                    continue
+                placer.take_box(x, z, yaw, length, width)
                 things.append(place(thing, x, z, yaw))
         for sign, park in ((1, road.parking_right), (-1, road.parking_left)):
             if park <= 0:
