@@ -347,11 +347,11 @@ def cpu_name() -> str:
 
 
 def compare_variants(
-    model_dir: Path, count: int = 200, batch_sizes: tuple[int, ...] = (1, 4), repeats: int = 5
+    model_dir: Path, count: int = 200, batch_sizes: tuple[int, ...] = (1, 4), repeats: int = 5, write: bool = True
 ) -> dict:
     """Accuracy of every variant on ``count`` held-out synthetic test frames and its change against
     FP32, and throughput ratios against FP32 measured in one run; written to ``variants.json`` and
-    ``card.md`` in ``model_dir``. Returns the report."""
+    ``card.md`` in ``model_dir`` unless ``write`` is false. Returns the report."""
     from perception.evaluate import evaluate, held_out_samples
     from perception.export.verify import run_onnx
 
@@ -382,8 +382,9 @@ def compare_variants(
         },
         "sizes_mb": {name: round(path.stat().st_size / 1e6, 2) for name, path in paths.items()},
     }
-    (model_dir / "variants.json").write_text(json.dumps(report, indent=2) + "\n")
-    write_card_section(model_dir / "card.md", card_section(report))
+    if write:
+        (model_dir / "variants.json").write_text(json.dumps(report, indent=2) + "\n")
+        write_card_section(model_dir / "card.md", card_section(report))
     return report
 
 
