@@ -3,21 +3,62 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import logging
 import sys
 
 import uvicorn
 
 from service.app import create_app
+from service.logs import configure_logging
+from service.security import Keys
 from service.settings import Settings
+
+log = logging.getLogger("service")
+
+
+class DrainingServer(uvicorn.Server):
+    """On SIGTERM/SIGINT: report not-ready at once, then let uvicorn stop accepting connections
+    and finish in-flight requests; the app's shutdown answers every queued frame before exit."""
+
+    def __init__(self, config: uvicorn.Config, state):
+        super().__init__(config)
+        self.perception_state = state
+
+    def handle_exit(self, sig, frame) -> None:
+        self.perception_state.draining = True
+        log.info("signal %s: draining", sig)
+        super().handle_exit(sig, frame)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def serve_command(args: argparse.Namespace | None = None) -> int:
     settings = Settings()
     host = getattr(args, "host", None) or settings.host
     port = getattr(args, "port", None) or settings.port
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    uvicorn.run(create_app(settings), host=host, port=port, log_level=settings.log_level.lower())
+    log_config = configure_logging(settings.log_level)
+    if Keys(settings).inference_open and not is_loopback(host):
+        log.warning("no API keys configured (PERCEPTION_API_KEYS or PERCEPTION_API_KEYS_FILE): binding to "
+                    "127.0.0.1 instead of %s", host)  # fmt: skip
+        host = "127.0.0.1"
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_config=log_config,
+        timeout_graceful_shutdown=int(settings.drain_timeout_s),
+        access_log=False,
+    )
+    DrainingServer(config, app.state.perception).run()
     return 0
 
 

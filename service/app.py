@@ -12,16 +12,22 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fastapi import FastAPI, Query, Request
+from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import FileResponse, JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service.batcher import Batcher, DeadlineExceeded, InferenceFailed, QueueFull
-from service.engine import Engine
+from service.engine import Engine, ModelError
 from service.imaging import ImageError
+from service.logs import request_id as current_request_id
+from service.metrics import Metrics
 from service.pipeline import OUTPUTS, FrameInput, Options, Pipeline
-from service.schemas import ModelRef, PerceiveResponse, Problem
+from service.rollout import ModelManager
+from service.schemas import LoadRequest, ModelInfo, ModelRef, PerceiveResponse, Problem
+from service.security import Keys
 from service.settings import Settings
 
 log = logging.getLogger("service")
@@ -42,12 +48,18 @@ class ProblemError(Exception):
 @dataclass
 class State:
     settings: Settings
-    engine: Engine | None = None
+    models: ModelManager
+    metrics: Metrics
+    keys: Keys
     batcher: Batcher | None = None
     pipeline: Pipeline | None = None
     ready: bool = False
     draining: bool = False
-    extras: dict = field(default_factory=dict)
+    tasks: list = field(default_factory=list)
+
+    @property
+    def engine(self) -> Engine | None:
+        return self.models.current
 
 
 def problem(status: int, title: str, detail: str, request_id: str | None, headers=None) -> JSONResponse:
@@ -56,37 +68,73 @@ def problem(status: int, title: str, detail: str, request_id: str | None, header
 
 
 def request_id_of(request: Request) -> str:
-    rid = getattr(request.state, "request_id", None)
-    if rid is None:
-        supplied = request.headers.get("x-request-id", "")
-        rid = supplied if 0 < len(supplied) <= 128 and supplied.isprintable() else uuid.uuid4().hex
-        request.state.request_id = rid
-    return rid
+    return request.scope.setdefault("request_id", new_request_id(request.headers.get("x-request-id", "")))
+
+
+def new_request_id(supplied: str) -> str:
+    """The client's X-Request-ID when it is short, printable ASCII; otherwise a fresh one."""
+    ok = 0 < len(supplied) <= 128 and supplied.isascii() and supplied.isprintable()
+    return supplied if ok else uuid.uuid4().hex
+
+
+class RequestMiddleware:
+    """Pure ASGI middleware: gives each request an id (header, logs, answers) and counts it by
+    route and status."""
+
+    def __init__(self, app, metrics: Metrics):
+        self.app, self.metrics = app, metrics
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = dict(scope.get("headers") or [])
+        rid = new_request_id(headers.get(b"x-request-id", b"").decode("latin-1"))
+        scope["request_id"] = rid
+        token = current_request_id.set(rid)
+        status = 500
+
+        async def send_with_id(message):
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message.setdefault("headers", []).append((b"x-request-id", rid.encode()))
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            route = scope.get("route")
+            self.metrics.requests.labels(getattr(route, "path", "unmatched"), str(status)).inc()
+            current_request_id.reset(token)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
-    state = State(settings)
+    metrics = Metrics()
+    state = State(settings, ModelManager(settings, metrics), metrics, Keys(settings))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        engine = await asyncio.to_thread(Engine, settings.model, settings.providers, settings.intra_op_threads)
-        for _ in range(3):  # warm-up: first runs allocate and pick kernels
-            await asyncio.to_thread(engine.self_test)
-        state.engine = engine
+        await state.models.load(None)  # loads, checks and warms the model; raises if it cannot serve
+        m = state.metrics
         state.batcher = Batcher(
-            lambda: state.engine, settings.max_batch, settings.max_queue_delay_ms / 1000, settings.max_queue
+            settings.max_batch,
+            settings.max_queue_delay_ms / 1000,
+            settings.max_queue,
+            on_batch=lambda size, seconds: (m.inference_runs.inc(), m.batch_size.observe(size)),
+            on_expired=lambda n: m.rejected.labels("deadline").inc(n),
+            on_failure=lambda exc: (m.inference_runs.inc(), m.inference_failures.inc()),
         )
         state.batcher.start()
-        state.pipeline = Pipeline(state.batcher, lambda: state.engine, settings.max_pixels, os.cpu_count() or 2)
+        m.queue_depth.set_function(lambda: state.batcher.depth)
+        state.pipeline = Pipeline(state.batcher, settings.max_pixels, os.cpu_count() or 2)
+        if settings.watch_model:
+            state.tasks.append(asyncio.create_task(state.models.watch(), name="model-watch"))
         state.ready = True
-        log.info("serving %s %s from %s on %s", engine.name, engine.version, engine.path, engine.provider)
+        if state.keys.inference_open:
+            log.warning("no API keys configured: inference is open to anyone who can reach %s", settings.host)
         yield
-        state.ready = False
-        state.draining = True
-        await state.batcher.drain(settings.drain_timeout_s)
-        await state.batcher.stop()
-        state.pipeline.close()
+        await shutdown(state)
 
     app = FastAPI(
         title="Perception service",
@@ -95,6 +143,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.perception = state
+    if settings.cors_origins.strip():
+        origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
+        app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET", "POST"],
+                           allow_headers=["Authorization", "Content-Type", "X-Deadline-Ms", "X-Request-ID"],
+                           expose_headers=["X-Request-ID", "Retry-After"])  # fmt: skip
+    app.add_middleware(RequestMiddleware, metrics=metrics)
+
+    def authorised(admin: bool):
+        def check(request: Request) -> None:
+            failure = state.keys.check(request.headers.get("authorization"), admin)
+            if failure:
+                status, reason = failure
+                headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+                raise ProblemError(status, "Unauthorized" if status == 401 else "Forbidden", reason, headers)
+
+        return Depends(check)
+
+    inference_auth, admin_auth = authorised(admin=False), authorised(admin=True)
 
     @app.exception_handler(ProblemError)
     async def on_problem(request: Request, exc: ProblemError):
@@ -123,28 +189,35 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return {"status": "ready", "model": ModelRef(name=state.engine.name, version=state.engine.version)}
         return JSONResponse({"status": "draining" if state.draining else "loading"}, status_code=503)
 
-    @app.get("/v1/models", summary="The model being served")
+    @app.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
+    async def prometheus_metrics():
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/v1/models", response_model=ModelInfo, summary="The model being served", dependencies=[inference_auth])
     async def models():
-        engine = require_engine(state)
-        md = engine.metadata
-        return {
-            "name": md.name,
-            "version": md.version,
-            "checksum": engine.checksum,
-            "provider": engine.provider,
-            "path": str(engine.path),
-            "input_size": {"height": md.input_height, "width": md.input_width},
-            "detection_classes": md.detection_classes,
-            "segmentation_classes": md.segmentation_classes,
-            "metrics": md.metrics,
-        }
+        return model_info(require_engine(state))
+
+    @app.post(
+        "/v1/models/load",
+        response_model=ModelInfo,
+        summary="Roll out a model version (admin): load, check, switch atomically; keep the old one on failure",
+        responses={s: {"model": Problem} for s in (401, 403, 409, 422)},
+        dependencies=[admin_auth],
+    )
+    async def load_model(body: LoadRequest | None = None):
+        try:
+            engine = await state.models.load(body.path if body else None)
+        except ModelError as exc:
+            raise ProblemError(409, "Model refused", f"{exc}; still serving {state.models.describe()}") from exc
+        return model_info(engine)
 
     @app.post(
         "/v1/perceive",
         response_model=PerceiveResponse,
         summary="Detections, segmentation and depth for one or several camera frames",
-        responses={s: {"model": Problem} for s in (400, 413, 415, 422, 500, 503, 504)},
+        responses={s: {"model": Problem} for s in (400, 401, 403, 413, 415, 422, 500, 503, 504)},
         openapi_extra={"requestBody": perceive_request_body()},
+        dependencies=[inference_auth],
     )
     async def perceive(
         request: Request,
@@ -162,16 +235,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         options = Options(wanted, segmentation_encoding, depth_encoding, score_threshold, output_scale)
         deadline = parse_deadline(request, received)
         frames = await read_frames(request, settings)
-        engine = require_engine(state)
+        engine = require_engine(state)  # this request's frames all run on this model version
         pipeline = state.pipeline
 
         try:
-            prepared = await asyncio.gather(*(pipeline.prepare(f) for f in frames))
+            prepared = await asyncio.gather(*(pipeline.prepare(f, engine) for f in frames))
         except ImageError as exc:
             raise ProblemError(400, "Undecodable image", str(exc)) from exc
         try:
-            futures = state.batcher.submit_many([(p.pixels, p.focal_px) for p in prepared], deadline)
+            futures = state.batcher.submit_many(engine, [(p.pixels, p.focal_px) for p in prepared], deadline)
         except QueueFull as exc:
+            state.metrics.rejected.labels("queue_full").inc(len(frames))
             retry = {"Retry-After": str(max(1, round(exc.retry_after_s)))}
             raise ProblemError(503, "Overloaded", str(exc), retry) from exc
         try:
@@ -183,23 +257,59 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             raise ProblemError(500, "Inference failed", f"{exc} (request {rid})") from exc
         work = enumerate(zip(frames, prepared, results, strict=True))
         answers = await asyncio.gather(*(pipeline.finish(f, i, p, r, options) for i, (f, p, r) in work))
-        total_ms = (time.monotonic() - received) * 1000
-        for answer in answers:
-            answer.timings.total_ms = total_ms
-        served_by = results[0].engine if results else engine
-        log.info("request %s: %d frame(s), %.1f ms", rid, len(frames), total_ms)
+        total_s = time.monotonic() - received
+        record_frames(state.metrics, answers, total_s)
+        log.info("%d frame(s) in %.1f ms", len(frames), total_s * 1000)
         response = PerceiveResponse(
-            request_id=rid, model=ModelRef(name=served_by.name, version=served_by.version), frames=answers
+            request_id=rid, model=ModelRef(name=engine.name, version=engine.version), frames=answers
         )
-        return JSONResponse(response.model_dump(exclude_none=True), headers={"X-Request-ID": rid})
+        return JSONResponse(response.model_dump(exclude_none=True))
 
     return app
 
 
 def require_engine(state: State) -> Engine:
+    if state.draining:
+        raise ProblemError(503, "Draining", "the service is shutting down", {"Retry-After": "1"})
     if state.engine is None or not state.ready:
         raise ProblemError(503, "Not ready", "the model is still loading", {"Retry-After": "1"})
     return state.engine
+
+
+def model_info(engine: Engine) -> ModelInfo:
+    md = engine.metadata
+    return ModelInfo(
+        name=md.name,
+        version=md.version,
+        checksum=engine.checksum,
+        provider=engine.provider,
+        input_height=md.input_height,
+        input_width=md.input_width,
+        detection_classes=md.detection_classes,
+        segmentation_classes=md.segmentation_classes,
+        metrics=md.metrics or {},
+    )
+
+
+def record_frames(metrics: Metrics, answers, total_s: float) -> None:
+    metrics.frames.inc(len(answers))
+    for answer in answers:
+        answer.timings.total_ms = total_s * 1000
+        metrics.stage_seconds.labels("queue").observe(answer.timings.queue_ms / 1000)
+        metrics.stage_seconds.labels("inference").observe(answer.timings.inference_ms / 1000)
+        metrics.stage_seconds.labels("total").observe(total_s)
+
+
+async def shutdown(state: State) -> None:
+    """Stop taking work, answer everything already accepted, then release the model."""
+    state.draining = True
+    for task in state.tasks:
+        task.cancel()
+    finished = await state.batcher.drain(state.settings.drain_timeout_s)
+    if not finished:
+        log.error("drain timed out with %d frame(s) left; they are answered 500", state.batcher.depth)
+    await state.batcher.stop()
+    state.pipeline.close()
 
 
 def parse_deadline(request: Request, received: float) -> float | None:

@@ -3,8 +3,8 @@
 A frame waits at most ``max_delay_s`` for others to join its batch (Triton's "maximum queue
 delay"). A frame whose deadline has passed before its batch runs is answered without running.
 When ``max_queue`` frames are waiting, new frames are refused at once (the caller answers 503).
-Each batch runs on the engine that was current when the batch formed, so a model switch never
-splits a batch and in-flight frames finish on the model they started with.
+Each frame carries the engine its request started with; a batch runs per engine, so in-flight
+frames finish on the model they started with even while a new version is rolled out.
 """
 
 from __future__ import annotations
@@ -38,7 +38,8 @@ class InferenceFailed(Exception):
 
 @dataclass
 class Job:
-    image: np.ndarray  # uint8 [3, H, W], letterboxed
+    engine: Engine
+    image: np.ndarray  # uint8 [3, H, W], letterboxed for this engine
     focal_px: float  # at model resolution
     deadline: float | None  # time.monotonic() seconds
     future: asyncio.Future
@@ -57,19 +58,19 @@ class Result:
 class Batcher:
     def __init__(
         self,
-        engine: Callable[[], Engine],
         max_batch: int,
         max_delay_s: float,
         max_queue: int,
         on_batch: Callable[[int, float], None] | None = None,
         on_expired: Callable[[int], None] | None = None,
+        on_failure: Callable[[Exception], None] | None = None,
     ):
-        self._engine = engine
         self.max_batch = max_batch
         self.max_delay_s = max_delay_s
         self.max_queue = max_queue
         self._on_batch = on_batch or (lambda size, seconds: None)
         self._on_expired = on_expired or (lambda count: None)
+        self._on_failure = on_failure or (lambda exc: None)
         self._queue: asyncio.Queue[Job] = asyncio.Queue()
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="inference")
         self._task: asyncio.Task | None = None
@@ -106,7 +107,9 @@ class Batcher:
             jobs.append(self._queue.get_nowait())
         return jobs
 
-    def submit_many(self, frames: list[tuple[np.ndarray, float]], deadline: float | None) -> list[asyncio.Future]:
+    def submit_many(
+        self, engine: Engine, frames: list[tuple[np.ndarray, float]], deadline: float | None
+    ) -> list[asyncio.Future]:
         """Queue a request's frames (letterboxed pixels, focal length) together or not at all.
         Each future resolves to a ``Result`` or raises DeadlineExceeded / InferenceFailed.
         Raises QueueFull at once when they do not fit."""
@@ -117,7 +120,7 @@ class Batcher:
         futures = []
         for image, focal_px in frames:
             futures.append(loop.create_future())
-            self._queue.put_nowait(Job(image, focal_px, deadline, futures[-1]))
+            self._queue.put_nowait(Job(engine, image, focal_px, deadline, futures[-1]))
         return futures
 
     async def _collect(self) -> list[Job]:
@@ -147,7 +150,6 @@ class Batcher:
                 self._in_hand = 0
 
     async def _run(self, batch: list[Job]) -> None:
-        loop = asyncio.get_running_loop()
         now = time.monotonic()
         live = []
         for job in batch:
@@ -158,15 +160,22 @@ class Batcher:
                 self._on_expired(1)
             else:
                 live.append(job)
-        if not live:
-            return
-        engine = self._engine()
+        groups: dict[int, list[Job]] = {}
+        for job in live:  # normally one group; two only while a roll-out is in progress
+            groups.setdefault(id(job.engine), []).append(job)
+        for group in groups.values():
+            await self._run_group(group)
+
+    async def _run_group(self, live: list[Job]) -> None:
+        loop = asyncio.get_running_loop()
+        engine = live[0].engine
         images = np.stack([job.image for job in live])
         focal = np.array([job.focal_px for job in live], np.float32)
         started = time.monotonic()
         try:
             outputs = await loop.run_in_executor(self._executor, engine.run, images, focal)
         except Exception as exc:  # one failed run fails only its own frames
+            self._on_failure(exc)
             for job in live:
                 if not job.future.done():
                     job.future.set_exception(InferenceFailed(f"inference failed: {type(exc).__name__}: {exc}"))

@@ -58,13 +58,11 @@ def prepare(frame: FrameInput, engine: Engine, max_pixels: int) -> Prepared:
     return Prepared(pixels, box, float(focal), time.perf_counter() - started)
 
 
-def rle_counts(mask_column_major: np.ndarray) -> list[int]:
-    """COCO-style run lengths of a flattened column-major class map: runs of equal values,
-    starting with the value of the first pixel (the legend maps values to classes)."""
-    flat = mask_column_major
+def run_lengths(flat: np.ndarray) -> tuple[list[int], list[int]]:
+    """Runs of equal values in a flattened class map: (lengths, the class id of each run)."""
     change = np.flatnonzero(flat[1:] != flat[:-1]) + 1
-    bounds = np.concatenate(([0], change, [flat.size]))
-    return np.diff(bounds).tolist()
+    starts = np.concatenate(([0], change))
+    return np.diff(np.concatenate((starts, [flat.size]))).tolist(), flat[starts].tolist()
 
 
 def finish(frame: FrameInput, index: int, prep: Prepared, result: Result, options: Options) -> FrameResult:
@@ -96,8 +94,8 @@ def finish(frame: FrameInput, index: int, prep: Prepared, result: Result, option
                   for i, n in enumerate(md.segmentation_classes)]  # fmt: skip
         h, w = semantic.shape
         if options.segmentation_encoding == "rle":
-            segmentation = Segmentation(encoding="rle", width=w, height=h, counts=rle_counts(semantic.T.ravel()),
-                                        classes=legend)  # fmt: skip
+            counts, values = run_lengths(semantic.T.ravel())  # column-major, as COCO
+            segmentation = Segmentation(encoding="rle", width=w, height=h, counts=counts, values=values, classes=legend)
         else:
             segmentation = Segmentation(encoding="png", width=w, height=h, data=png_base64(semantic), classes=legend)
     if depth is not None:
@@ -135,17 +133,17 @@ def finish(frame: FrameInput, index: int, prep: Prepared, result: Result, option
 
 
 class Pipeline:
-    """Runs frames through prepare → batcher → finish, CPU work in a thread pool."""
+    """Runs frames through prepare → batcher → finish; CPU work (OpenCV releases the GIL) runs in
+    a thread pool so one slow decode never stalls the event loop."""
 
-    def __init__(self, batcher: Batcher, engine, max_pixels: int, workers: int):
+    def __init__(self, batcher: Batcher, max_pixels: int, workers: int):
         self.batcher = batcher
-        self.engine = engine  # callable returning the current Engine
         self.max_pixels = max_pixels
         self.pool = ThreadPoolExecutor(workers, thread_name_prefix="frames")
 
-    async def prepare(self, frame: FrameInput) -> Prepared:
+    async def prepare(self, frame: FrameInput, engine: Engine) -> Prepared:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.pool, prepare, frame, self.engine(), self.max_pixels)
+        return await loop.run_in_executor(self.pool, prepare, frame, engine, self.max_pixels)
 
     async def finish(self, frame: FrameInput, index: int, prep: Prepared, result: Result, options: Options):
         loop = asyncio.get_running_loop()

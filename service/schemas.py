@@ -25,7 +25,10 @@ class Segmentation(BaseModel):
     width: int
     height: int
     data: str | None = Field(None, description="base64 PNG (encoding png)")
-    counts: list[int] | None = Field(None, description="run lengths, column-major as in COCO (encoding rle)")
+    counts: list[int] | None = Field(
+        None, description="run lengths over the column-major flattened map, as in COCO RLE (encoding rle)"
+    )
+    values: list[int] | None = Field(None, description="the class id of each run (encoding rle)")
     classes: list[SegmentationClass] = Field(description="legend: pixel value → class")
 
 
@@ -82,3 +85,24 @@ class Problem(BaseModel):
     status: int
     detail: str
     request_id: str | None = None
+
+
+class ModelInfo(BaseModel):
+    name: str
+    version: str
+    checksum: str = Field(description="SHA-256 of model.onnx")
+    provider: str = Field(description="ONNX Runtime execution provider in use")
+    input_height: int
+    input_width: int
+    detection_classes: list[str]
+    segmentation_classes: list[str]
+    metrics: dict = Field(description="headline metrics recorded in the model's metadata")
+
+
+class LoadRequest(BaseModel):
+    path: str | None = Field(
+        None,
+        description="a version folder (e.g. '3') or model.onnx path inside the model folder; "
+        "omitted: the newest version",
+        max_length=1024,
+    )
