@@ -58,6 +58,8 @@ class TrainConfig:
     ema_decay: float = 0.9998
     grad_clip: float = 10.0
     task_weights: dict = field(default_factory=lambda: {"detection": 1.0, "segmentation": 1.0, "depth": 1.0})
+    weighting: str = "fixed"  # fixed, uncertainty, dwa, gradnorm, pcgrad, famo (perception/weighting.py)
+    weighting_kwargs: dict = field(default_factory=dict)  # the method's own options, e.g. {"window": 200}
     seed: int = 0
     log_every: int = 20
     eval_every: int = 2000

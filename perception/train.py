@@ -28,8 +28,9 @@ from tqdm import tqdm
 
 from perception.config import Config, load_config
 from perception.data.loader import TensorDataset, collate, targets_to
-from perception.losses import task_losses, task_of
+from perception.losses import task_losses
 from perception.model.net import MultiTaskNet
+from perception.weighting import build_weighting, per_task, shared_parameters
 
 CHECKPOINT = "last.pt"
 WEIGHTS = "model.safetensors"
@@ -138,6 +139,9 @@ def train(config: Config, out: Path, resume: bool = False, init: Path | None = N
     ema = ModelEmaV3(model, decay=tc.ema_decay, use_warmup=True)
     optimizer = torch.optim.AdamW(param_groups(model, tc.weight_decay), lr=tc.lr)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, tc.warmup_steps, tc.steps))
+    weighting = build_weighting(tc.weighting, list(config.model.tasks), tc.task_weights, **tc.weighting_kwargs)
+    weighting = weighting.to(device)
+    shared, last_shared = shared_parameters(model)
     amp_dtype = torch.bfloat16 if tc.amp else None
     step = 0
     ckpt_path = out / CHECKPOINT
@@ -147,6 +151,8 @@ def train(config: Config, out: Path, resume: bool = False, init: Path | None = N
         ema.module.load_state_dict(ckpt["ema"])
         optimizer.load_state_dict(ckpt["optimizer"])
         scheduler.load_state_dict(ckpt["scheduler"])
+        if "weighting" in ckpt:
+            weighting.load_state_dict(ckpt["weighting"])
         step = ckpt["step"]
         torch.set_rng_state(ckpt["rng"])
         if main_process:
@@ -186,6 +192,7 @@ def train(config: Config, out: Path, resume: bool = False, init: Path | None = N
             "ema": ema.module.state_dict(),
             "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(),
+            "weighting": weighting.state_dict(),
             "step": step,
             "rng": torch.get_rng_state(),
             "config": config.to_dict(),
@@ -206,9 +213,10 @@ def train(config: Config, out: Path, resume: bool = False, init: Path | None = N
         with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
             outputs = ddp_model(model.normalise(images))
         losses = task_losses(outputs, targets, config.model.canonical_focal_px)
-        total = sum(tc.task_weights.get(task_of(k), 1.0) * v for k, v in losses.items())
+        by_task = per_task(losses)
         optimizer.zero_grad(set_to_none=True)
-        total.backward()
+        weights = weighting.backward(by_task, shared, step, last_shared=last_shared)  # fills .grad
+        total = sum(weights[t] * v.detach() for t, v in by_task.items())
         grad_norm = nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
         optimizer.step()
         scheduler.step()
@@ -216,7 +224,8 @@ def train(config: Config, out: Path, resume: bool = False, init: Path | None = N
         step += 1
 
         if main_process and (step % tc.log_every == 0 or step == tc.steps):
-            row = {"step": step, "loss": total.item(), **{k: v.item() for k, v in losses.items()}}
+            row = {"step": step, "loss": float(total), **{k: v.item() for k, v in losses.items()}}
+            row |= {f"w_{t}": w for t, w in weights.items()}
             row |= {
                 "lr": scheduler.get_last_lr()[0],
                 "grad_norm": grad_norm.item(),
