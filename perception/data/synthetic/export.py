@@ -19,9 +19,9 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import multiprocessing
 import os
 import time
-from multiprocessing import Pool
 from pathlib import Path
 
 import cv2
@@ -49,10 +49,11 @@ def write_frame(root: Path, dataset: SyntheticDataset, index: int) -> str:
     frame = dataset.frame(index)
     fid = frame_id(dataset.split, index, dataset.seed)
     (root / "images" / f"{fid}.jpg").write_bytes(encode_jpeg(frame.image, frame.jpeg_quality))
-    cv2.imwrite(str(root / "semantic" / f"{fid}.png"), frame.semantic)
+    png = [cv2.IMWRITE_PNG_COMPRESSION, 1]  # fast; the label maps compress well anyway
+    cv2.imwrite(str(root / "semantic" / f"{fid}.png"), frame.semantic, png)
     depth = np.clip(np.rint(frame.depth * DEPTH_SCALE), 0, 65535).astype(np.uint16)
-    cv2.imwrite(str(root / "depth" / f"{fid}.png"), depth)
-    cv2.imwrite(str(root / "instance" / f"{fid}.png"), frame.instance.astype(np.uint16))
+    cv2.imwrite(str(root / "depth" / f"{fid}.png"), depth, png)
+    cv2.imwrite(str(root / "instance" / f"{fid}.png"), frame.instance.astype(np.uint16), png)
     cam = frame.camera
     labels = {
         "id": fid,
@@ -107,7 +108,8 @@ def write_dataset(
             if progress and (i + 1) % 100 == 0:
                 print(f"{i + 1}/{count} frames", flush=True)
     else:
-        with Pool(workers, initializer=_init_worker, initargs=args) as pool:
+        # spawn, not fork: a forked child can inherit OpenCV's or BLAS's thread pool mid-lock and hang
+        with multiprocessing.get_context("spawn").Pool(workers, initializer=_init_worker, initargs=args) as pool:
             ids = []
             for fid in pool.imap(_work, range(count), chunksize=8):
                 ids.append(fid)

@@ -19,6 +19,7 @@ depth are all looked up from that one code map, so they cannot disagree.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import lru_cache
 from itertools import pairwise
@@ -29,7 +30,17 @@ import numpy as np
 from perception.classes import seg_index
 from perception.data.sample import Camera
 from perception.data.synthetic.geometry import ground_inverse_depth, level_to_camera, pixel_to_level
-from perception.data.synthetic.scene import DASHED_STYLES, DOUBLE_YELLOW, NONE, YELLOW_STYLES, Road, Scene
+from perception.data.synthetic.scene import (
+    BUS,
+    CAR,
+    DASHED_STYLES,
+    DOUBLE_YELLOW,
+    NONE,
+    TRUCK,
+    YELLOW_STYLES,
+    Road,
+    Scene,
+)
 
 SKY, TERRAIN, GRAVEL, SIDEWALK, CURB, ROAD, WHITE, YELLOW = range(8)
 FACE0 = 8
@@ -39,6 +50,7 @@ GROUND_SEMANTIC = [seg_index(n) for n in ("sky", "terrain", "terrain", "sidewalk
 GROUND_TEXTURE = [0.0, 0.35, 0.3, 0.12, 0.08, 0.16, 0.1, 0.1]
 MATERIAL_NAMES = ["sky", "terrain", "gravel", "sidewalk", "curb", "road", "white", "yellow"]
 
+VEHICLE_LABELS = (CAR, TRUCK, BUS)
 MAX_DEPTH = 200.0  # metres; farther surfaces get depth 0 (invalid) but keep their semantics
 SKY_LEVELS = 96  # quantisation of the sky gradient (hidden by noise)
 NEAR = 0.3  # things with a corner closer than this (camera z) are not drawn
@@ -129,7 +141,7 @@ def _cross_section(road: Road, d: np.ndarray) -> np.ndarray:
     index = np.zeros(d.shape, np.uint8)
     for edge in breaks:  # cheaper than searchsorted for a handful of breaks
         index += d > edge
-    return np.take(codes, index)
+    return np.take(codes, index, mode="clip")
 
 
 def _markings(road: Road, a: np.ndarray, b: np.ndarray, d: np.ndarray, allowed: np.ndarray, out: np.ndarray) -> None:
@@ -295,15 +307,14 @@ def render(scene: Scene) -> Frame:
         plane = (nl @ m) / np.where(visible, offset, -1.0)[..., None]
         coef[FACE0:] = plane.reshape(-1, 3)
         shade[FACE0:] = _shade(scene, nw).reshape(-1)
-        for pi, (ti, p) in enumerate(parts):
-            base = FACE0 + 6 * pi
-            albedo[base : base + 6] = p.rgb
+        albedo[FACE0:] = np.repeat(np.array([p.rgb for _, p in parts], np.float64), 6, axis=0)
+        sem_lut[FACE0:] = np.repeat(np.array([p.sem for _, p in parts], np.uint8), 6)
+        tex_amp[FACE0:] = np.repeat(np.array([p.texture for _, p in parts], np.float32), 6)
+        part_inst = [raw_id.get(ti, 0) if p.instance else 0 for ti, p in parts]
+        inst_lut[FACE0:] = np.repeat(np.array(part_inst, np.int32), 6)
+        for pi, (_, p) in enumerate(parts):
             for f, rgb in (p.faces or {}).items():
-                albedo[base + f] = rgb
-            sem_lut[base : base + 6] = p.sem
-            tex_amp[base : base + 6] = p.texture
-            if p.instance and ti in raw_id:
-                inst_lut[base : base + 6] = raw_id[ti]
+                albedo[FACE0 + 6 * pi + f] = rgb
         visible_rows = visible.tolist()
         first = np.flatnonzero(np.diff(owner, prepend=-1))
         bounds = [*first.tolist(), n_parts]  # each thing's parts
@@ -335,9 +346,8 @@ def render(scene: Scene) -> Frame:
             if x0 >= x1 or y0 >= y1:
                 continue
             thing = scene.things[ti]
-            c, s = np.cos(thing.yaw), np.sin(thing.yaw)
-            ex, ez = -thing.x, -thing.z
-            eye = np.array([ex * c - ez * s, cam.height_m, ex * s + ez * c])
+            c, s = math.cos(thing.yaw), math.sin(thing.yaw)
+            eye = np.array([-thing.x * c + thing.z * s, cam.height_m, -thing.x * s - thing.z * c])  # in its frame
             roi = np.zeros((y1 - y0, x1 - x0), np.int32)
             origin = np.array([x0 * 16, y0 * 16], np.int32)
             local_polys = polys[start:stop] - origin
@@ -353,7 +363,7 @@ def render(scene: Scene) -> Frame:
                     else:
                         continue
                     cv2.fillConvexPoly(roi, poly, FACE0 + 6 * pi + f, cv2.LINE_8, 4)
-            face_coef = np.take(coef, roi, axis=0)
+            face_coef = np.take(coef, roi, axis=0, mode="clip")
             zi = face_coef[..., 0] * us[x0:x1] + face_coef[..., 1] * vs[y0:y1, None] + face_coef[..., 2]
             zview, cview = zbuf[y0:y1, x0:x1], codes[y0:y1, x0:x1]
             closer = (roi >= FACE0) & ((zi > zview) | (cview < FACE0))  # things stand on the ground, never behind it
@@ -362,7 +372,7 @@ def render(scene: Scene) -> Frame:
             if ti in raw_id:
                 rid = raw_id[ti]
                 rois[rid] = (x0, y0, x1, y1)
-                own[rid] = np.count_nonzero(np.take(inst_lut, roi) == rid)
+                own[rid] = np.count_nonzero(np.take(inst_lut, roi, mode="clip") == rid)
                 if x0 == 0 or y0 == 0 or x1 == width or y1 == height:  # else wholly inside the image
                     keep = inst_lut[FACE0 + 6 * np.arange(start, stop)] > 0
                     if clipped is None:
@@ -379,7 +389,7 @@ def render(scene: Scene) -> Frame:
     for rid, (x0, y0, x1, y1) in rois.items():
         if visible_px[rid] < MIN_PIXELS:
             continue
-        mask = (np.take(inst_lut, codes[y0:y1, x0:x1]) == rid).astype(np.uint8)
+        mask = (np.take(inst_lut, codes[y0:y1, x0:x1], mode="clip") == rid).astype(np.uint8)
         bx, by, bw, bh = cv2.boundingRect(mask)
         if min(bw, bh) < MIN_SIDE:
             continue
@@ -391,12 +401,13 @@ def render(scene: Scene) -> Frame:
 
     depth = np.zeros_like(zbuf)
     np.divide(np.float32(1.0), zbuf, out=depth, where=zbuf > np.float32(1.0 / MAX_DEPTH))
-    image = _shade_image(scene, codes, zbuf, albedo, shade, tex_amp, top, horizon, tex_a, tex_b, m, us, vs)
+    shadows = _contact_shadows(scene, height, width)
+    image = _shade_image(scene, codes, zbuf, albedo, shade, tex_amp, top, horizon, tex_a, tex_b, m, us, vs, shadows)
     return Frame(
         image=image,
-        semantic=np.take(sem_lut, codes),
+        semantic=np.take(sem_lut, codes, mode="clip"),
         depth=depth,
-        instance=np.take(final[inst_lut], codes),
+        instance=np.take(final[inst_lut], codes, mode="clip"),
         boxes=np.array(boxes, np.float32).reshape(-1, 4),
         labels=np.array(labels, np.int64),
         truncation=np.array(trunc, np.float32),
@@ -404,6 +415,29 @@ def render(scene: Scene) -> Frame:
         camera=cam,
         jpeg_quality=scene.effects.jpeg_quality,
     )
+
+
+def _contact_shadows(scene: Scene, height: int, width: int) -> np.ndarray | None:
+    """uint8 mask of the ground under each vehicle's footprint (grown by 15 cm), or None."""
+    cam, mask = scene.camera, None
+    for thing in scene.things:
+        if thing.label not in VEHICLE_LABELS:
+            continue
+        lo = np.min([p.lo for p in thing.parts], 0) - 0.15
+        hi = np.max([p.hi for p in thing.parts], 0) + 0.15
+        lx, lz = np.array([lo[0], hi[0], hi[0], lo[0]]), np.array([lo[2], lo[2], hi[2], hi[2]])
+        c, s = math.cos(thing.yaw), math.sin(thing.yaw)
+        level = np.stack([thing.x + lx * c + lz * s, np.full(4, cam.height_m), thing.z - lx * s + lz * c], -1)
+        p = level_to_camera(cam, level)
+        if p[:, 2].min() < NEAR:
+            continue
+        pts = np.stack([cam.fx * p[:, 0] / p[:, 2] + cam.cx, cam.fy * p[:, 1] / p[:, 2] + cam.cy], -1)
+        if pts[:, 0].max() < 0 or pts[:, 0].min() >= width or pts[:, 1].max() < 0 or pts[:, 1].min() >= height:
+            continue
+        if mask is None:
+            mask = np.zeros((height, width), np.uint8)
+        cv2.fillConvexPoly(mask, np.round(pts * 16).astype(np.int32), 1, cv2.LINE_8, 4)
+    return mask
 
 
 def _truncation(points: np.ndarray, width: int, height: int) -> float:
@@ -438,7 +472,9 @@ def _clip_near(corners: np.ndarray, cam: Camera) -> np.ndarray | None:
 # Image formation.
 
 
-def _shade_image(scene, codes, zbuf, albedo, shade, tex_amp, top, horizon, tex_a, tex_b, m, us, vs) -> np.ndarray:
+def _shade_image(
+    scene, codes, zbuf, albedo, shade, tex_amp, top, horizon, tex_a, tex_b, m, us, vs, shadows
+) -> np.ndarray:
     """Colour per code x texture x vignetting, sky gradient, fog, then sensor noise and blur.
 
     Memory traffic dominates here, so full-colour passes are kept to a minimum: the sky gradient
@@ -464,7 +500,7 @@ def _shade_image(scene, codes, zbuf, albedo, shade, tex_amp, top, horizon, tex_a
         colour_codes = codes.copy()
         top_codes = colour_codes[:sky_rows]
         np.copyto(top_codes, level.astype(np.int32) + n_codes, where=top_codes == SKY)
-    image = np.take(colour, colour_codes, axis=0)
+    image = np.take(colour, colour_codes, axis=0, mode="clip")
 
     texture, noise, r2 = screen_fields(height, width)
     oy, ox = fx.texture_offset
@@ -476,9 +512,11 @@ def _shade_image(scene, codes, zbuf, albedo, shade, tex_amp, top, horizon, tex_a
         )  # half resolution: the texture is smooth
         field[top:] = cv2.resize(half, (width, height - top), interpolation=cv2.INTER_LINEAR)
     tex_amp[SKY] = light.clouds
-    mult = np.take(np.concatenate([tex_amp, np.full(SKY_LEVELS, light.clouds, np.float32)]), colour_codes)
+    mult = np.take(np.concatenate([tex_amp, np.full(SKY_LEVELS, light.clouds, np.float32)]), colour_codes, mode="clip")
     mult *= field
     mult += np.float32(1.0)
+    if shadows is not None:  # darken the ground under vehicles (the image only; labels are unaffected)
+        np.multiply(mult, np.float32(0.5), out=mult, where=(shadows > 0) & (codes < FACE0))
     if fx.vignette > 0:
         mult -= np.float32(fx.vignette) * r2
     ny, nx = fx.noise_offset
