@@ -607,16 +607,17 @@ class Placer:
     """Keeps dynamic things and roadside objects from overlapping (circles on the ground)."""
 
     def __init__(self) -> None:
-        self.taken: list[tuple[float, float, float]] = []
+        self.circles = np.zeros((4096, 3))  # x, z, radius; more than any scene needs
+        self.count = 0
 
     def free(self, x: float, z: float, r: float) -> bool:
-        for a, b, c in self.taken:  # noqa: SIM110 (a plain loop is the fastest here)
-            if (x - a) ** 2 + (z - b) ** 2 <= (r + c) ** 2:
-                return False
-        return True
+        c = self.circles[: self.count]
+        return not bool((((c[:, 0] - x) ** 2 + (c[:, 1] - z) ** 2) <= (c[:, 2] + r) ** 2).any())
 
     def take(self, x: float, z: float, r: float) -> None:
-        self.taken.append((x, z, r))
+        if self.count < len(self.circles):
+            self.circles[self.count] = x, z, r
+            self.count += 1
 
     @staticmethod
     def _circles(x: float, z: float, yaw: float, length: float, width: float) -> list[tuple[float, float, float]]:
@@ -630,7 +631,8 @@ class Placer:
         return all(self.free(*c) for c in self._circles(x, z, yaw, length, width))
 
     def take_box(self, x: float, z: float, yaw: float, length: float, width: float) -> None:
-        self.taken.extend(self._circles(x, z, yaw, length, width))
+        for c in self._circles(x, z, yaw, length, width):
+            self.take(*c)
 
 
 def in_corridor(roads: list[Road], x, z, margin: float = 0.0, skip: int = -1) -> bool:
