@@ -144,6 +144,7 @@ def train(config: Config, out: Path, resume: bool = False, init: Path | None = N
     shared, last_shared = shared_parameters(model)
     amp_dtype = torch.bfloat16 if tc.amp else None
     step = 0
+    elapsed_before = 0.0  # training seconds of earlier sessions of this run
     ckpt_path = out / CHECKPOINT
     if resume and ckpt_path.exists():
         ckpt = torch.load(ckpt_path, map_location=device, weights_only=True)
@@ -154,6 +155,7 @@ def train(config: Config, out: Path, resume: bool = False, init: Path | None = N
         if "weighting" in ckpt:
             weighting.load_state_dict(ckpt["weighting"])
         step = ckpt["step"]
+        elapsed_before = ckpt.get("elapsed_s", 0.0)
         torch.set_rng_state(ckpt["rng"])
         if main_process:
             print(f"resumed {ckpt_path} at step {step}")
@@ -171,7 +173,7 @@ def train(config: Config, out: Path, resume: bool = False, init: Path | None = N
         collate_fn=collate,
         drop_last=True,
         persistent_workers=config.data.workers > 0,
-        generator=torch.Generator().manual_seed(tc.seed),
+        generator=torch.Generator().manual_seed(tc.seed + step),  # a resumed run sees new orders
     )
     ddp_model = DistributedDataParallel(model) if distributed else model
 
@@ -181,8 +183,7 @@ def train(config: Config, out: Path, resume: bool = False, init: Path | None = N
 
         writer = SummaryWriter(out / "tensorboard")
         (out / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
-    csv_file = (out / "metrics.csv").open("a", newline="") if main_process else None
-    csv_writer = None
+        record_session(out, step, device, world)
 
     def save_checkpoint() -> None:
         if not main_process:
@@ -194,6 +195,7 @@ def train(config: Config, out: Path, resume: bool = False, init: Path | None = N
             "scheduler": scheduler.state_dict(),
             "weighting": weighting.state_dict(),
             "step": step,
+            "elapsed_s": elapsed_before + time.monotonic() - started,
             "rng": torch.get_rng_state(),
             "config": config.to_dict(),
         }
@@ -230,16 +232,12 @@ def train(config: Config, out: Path, resume: bool = False, init: Path | None = N
                 "lr": scheduler.get_last_lr()[0],
                 "grad_norm": grad_norm.item(),
                 "time_s": time.monotonic() - started,
+                "elapsed_s": elapsed_before + time.monotonic() - started,
             }
             for key, value in row.items():
                 if key != "step":
                     writer.add_scalar(f"train/{key}", value, step)
-            if csv_writer is None:
-                csv_writer = csv.DictWriter(csv_file, fieldnames=list(row))
-                if csv_file.tell() == 0:
-                    csv_writer.writeheader()
-            csv_writer.writerow(row)
-            csv_file.flush()
+            append_metrics(out / "metrics.csv", row)
             progress.set_postfix({k: f"{v:.3f}" for k, v in row.items() if k in losses or k == "loss"})
         progress.update(1)
         if time.monotonic() - last_save > tc.checkpoint_every_s:
@@ -249,12 +247,49 @@ def train(config: Config, out: Path, resume: bool = False, init: Path | None = N
     progress.close()
     save_checkpoint()
     if main_process:
-        csv_file.close()
         writer.close()
     if distributed:
         dist.barrier()
         dist.destroy_process_group()
     return out
+
+
+def append_metrics(path: Path, row: dict) -> None:
+    """Append a row to metrics.csv; a row with new columns (e.g. a resumed run with another
+    weighting) rewrites the file with the wider header."""
+    rows: list[dict] = []
+    header: list[str] = []
+    if path.exists() and path.stat().st_size:
+        with path.open() as f:
+            header = next(csv.reader(f))
+    if set(row) - set(header):
+        if header:
+            with path.open() as f:
+                rows = list(csv.DictReader(f))
+        header = header + [k for k in row if k not in header]
+        with path.open("w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=header)
+            writer.writeheader()
+            writer.writerows(rows)
+    with path.open("a", newline="") as f:
+        csv.DictWriter(f, fieldnames=header, extrasaction="ignore").writerow(row)
+
+
+def record_session(out: Path, step: int, device: torch.device, world: int) -> None:
+    """run.json: the command and machine of every session of this run (the model card quotes them)."""
+    import sys
+
+    from perception.card import hardware
+
+    path = out / "run.json"
+    info = json.loads(path.read_text()) if path.exists() else {"sessions": []}
+    command = "perception " + " ".join(sys.argv[1:]) if sys.argv[0].endswith("perception") else " ".join(sys.argv)
+    machine = f"{world} × {torch.cuda.get_device_name(device)}" if device.type == "cuda" else hardware()
+    info["command"] = command
+    info["hardware"] = machine
+    info["sessions"].append({"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "from_step": step,
+                             "hardware": machine, "command": command})  # fmt: skip
+    path.write_text(json.dumps(info, indent=2))
 
 
 def plot_curves(out: Path) -> None:
@@ -271,7 +306,7 @@ def plot_curves(out: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    keys = [k for k in rows[0] if k not in ("step", "time_s")]
+    keys = [k for k in rows[0] if k not in ("step", "time_s", "elapsed_s")]
     fig, axes = plt.subplots(1, len(keys), figsize=(3 * len(keys), 2.6), squeeze=False)
     steps = [int(r["step"]) for r in rows]
     for ax, key in zip(axes[0], keys, strict=True):

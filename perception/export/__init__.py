@@ -45,8 +45,11 @@ def export_model(
     frames_dir: Path | None = None,
     metrics: dict | None = None,
     command: str = "",
+    eval_count: int = 0,
 ) -> dict:
-    """Export, verify and write the model folder; returns the verification report."""
+    """Export, verify and write the model folder (model, checksum, weights, config, card); with
+    ``eval_count``, score the exported file on that many held-out synthetic frames and carry the
+    headline figures in its metadata. Returns the verification report."""
     from perception.export.graph import build_graph
     from perception.export.reference import load_trained
     from perception.export.verify import verify
@@ -82,16 +85,59 @@ def export_model(
         shutil.copyfile(weights, out / "model.safetensors")
     (out / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
     (out / "export.json").write_text(json.dumps({"verification": report, "command": command}, indent=2))
+    scores = metrics or {}
+    if eval_count:
+        scores = evaluate_exported(out / MODEL_FILE, eval_count)
+        (out / "metrics.json").write_text(json.dumps(scores, indent=2))
+        model.metadata_props.clear()
+        onnx.helper.set_model_props(
+            model, ModelMetadata(**{**metadata.__dict__, "metrics": headline(scores)}).to_props()
+        )
+        onnx.save_model(model, out / MODEL_FILE)
+        (out / CHECKSUM_FILE).write_text(f"{sha256(out / MODEL_FILE)}  {MODEL_FILE}\n")
+    write_model_card(net, config, out, scores, weights, command)
     return report
+
+
+def headline(metrics: dict) -> dict:
+    """The figures carried in the ONNX metadata (the full set is in metrics.json)."""
+    pick = {"detection": ("mAP", "mAP50"), "segmentation": ("mIoU",), "depth": ("AbsRel", "RMSE", "delta1")}
+    figures = {key: round(metrics[task][key], 4) for task, keys in pick.items() if task in metrics for key in keys}
+    return figures | {"frames": metrics.get("frames", 0), "split": metrics.get("data", {}).get("split", "")}
+
+
+def evaluate_exported(model_path: Path, count: int) -> dict:
+    from perception.evaluate import evaluate, held_out_samples, onnx_predictor
+
+    predict, height, width = onnx_predictor(model_path)
+    metrics = evaluate(predict, held_out_samples("synthetic", None, "test", count, height, width))
+    metrics["data"] = {"dataset": "synthetic", "split": "test", "resolution": [height, width]}
+    return metrics
+
+
+def write_model_card(net, config, out: Path, metrics: dict, weights: Path, command: str) -> None:
+    from perception.card import gflops, hardware, onnx_latency_ms, render, training_summary, write_card
+
+    cfg = config.model
+    facts = {
+        "gflops": gflops(net, cfg.input_height, cfg.input_width),
+        "params_m": sum(p.numel() for p in net.parameters()) / 1e6,
+        "latency_ms": onnx_latency_ms(out / MODEL_FILE, cfg.input_height, cfg.input_width),
+        "hardware": hardware(),
+        "recipe_hash": config.digest(),
+        "export_command": command or f"perception export {weights} --out {out}",
+    }
+    training = training_summary(weights.parent)
+    body = render(config.name, out.name, config.to_dict(), metrics, training, facts)
+    write_card(out / "card.md", body)
 
 
 def export_command(args: argparse.Namespace) -> int:
     import sys
 
     metrics = json.loads(args.metrics.read_text()) if args.metrics else None
-    report = export_model(
-        args.checkpoint, args.out, args.frames, metrics, command=" ".join(["perception", *sys.argv[1:]])
-    )
+    command = " ".join(["perception", *sys.argv[1:]])
+    report = export_model(args.checkpoint, args.out, args.frames, metrics, command, eval_count=args.eval_count)
     print(json.dumps(report, indent=2))
     print(f"wrote {args.out / MODEL_FILE}")
     return 0

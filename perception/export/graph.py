@@ -41,7 +41,7 @@ class _Predict(torch.nn.Module):
 def network_graph(net: MultiTaskNet) -> onnx.ModelProto:
     """The network (normalisation, backbone, heads, box decoding, argmax, depth scaling) with a
     dynamic batch, traced by the dynamo-based exporter."""
-    wrapper = _Predict(net.eval())
+    wrapper = _Predict(net).eval()
     cfg = net.config
     images = torch.zeros(2, 3, cfg.input_height, cfg.input_width, dtype=torch.uint8)
     focal = torch.full((2,), cfg.canonical_focal_px)

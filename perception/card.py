@@ -1,0 +1,135 @@
+"""The model card: what a model folder holds, how it was made, and what it scores on held-out data.
+
+Written by ``perception export`` into ``models/<name>/<version>/card.md``. Other tools add their own
+sections between their own markers (precision variants, the study), which a rewrite keeps.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+
+CARD_BEGIN, CARD_END = "<!-- card:begin -->", "<!-- card:end -->"
+
+
+def hardware() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{os.cpu_count()} cores of {cpu}"
+
+
+def gflops(net, height: int, width: int) -> float:
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        net.eval()(torch.zeros(1, 3, height, width))
+    return counter.get_total_flops() / 1e9
+
+
+def onnx_latency_ms(model_path: Path, height: int, width: int, repeats: int = 15, threads: int = 0) -> float:
+    """Median wall time of one batch-1 ONNX Runtime CPU run (after warm-up)."""
+    import onnxruntime as ort
+
+    from perception.contract import INPUT_FOCAL, INPUT_IMAGES
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads or (os.cpu_count() or 1)
+    session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+    feed = {
+        INPUT_IMAGES: np.random.default_rng(0).integers(0, 256, (1, 3, height, width), dtype=np.uint8),
+        INPUT_FOCAL: np.array([500.0], np.float32),
+    }
+    for _ in range(3):
+        session.run(None, feed)
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        session.run(None, feed)
+        times.append(time.perf_counter() - started)
+    return statistics.median(times) * 1000
+
+
+def training_summary(run: Path) -> dict:
+    """Steps, wall time and command of the run that produced the weights (if its folder is known)."""
+    summary: dict = {}
+    metrics = run / "metrics.csv"
+    if metrics.exists():
+        with metrics.open() as f:
+            rows = list(csv.DictReader(f))
+        if rows:
+            summary["steps"] = int(rows[-1]["step"])
+            summary["wall_time_h"] = float(rows[-1].get("elapsed_s") or rows[-1].get("time_s") or 0) / 3600
+            summary["final_losses"] = {
+                k: float(v) for k, v in rows[-1].items() if k in ("det_cls", "det_box", "seg", "depth")
+            }
+    info = run / "run.json"
+    if info.exists():
+        summary |= json.loads(info.read_text())
+    return summary
+
+
+def render(name: str, version: str, config: dict, metrics: dict, training: dict, facts: dict) -> str:
+    from perception.evaluate import markdown_table
+
+    lines = [
+        f"# {name} {version}",
+        "",
+        "One network, one pass: object detection, semantic segmentation and metric depth from a camera frame.",
+        "",
+        "**Seen only synthetic scenes** (the built-in driving world, `docs/synthetic-data.md`). On real cameras,",
+        "fine-tune it first (`docs/data.md`).",
+        "",
+        "## Files",
+        "- `model.onnx`: uint8 RGB [B, 3, H, W] + focal length in, detections (after NMS), class map and",
+        "  depth in metres out; `model.onnx.sha256`: its checksum; `model.safetensors` + `config.json`: the",
+        "  weights and recipe, to fine-tune from (`perception train CONFIG --init model.safetensors`).",
+        "",
+        "## Model",
+        f"- input {config['model']['input_width']}×{config['model']['input_height']}, backbone "
+        f"`{config['model']['backbone']}` {config['model']['backbone_kwargs']}, tasks {config['model']['tasks']}",
+        f"- {facts['gflops']:.2f} GFLOPs per frame (torch FlopCounterMode: 2 FLOPs per multiply-add), "
+        f"{facts['params_m']:.2f} M parameters",
+        f"- ONNX Runtime CPU latency, batch 1: {facts['latency_ms']:.1f} ms median ({facts['hardware']})",
+        "",
+        "## Training",
+        f"- data: `{config['data']['dataset']}`, split `{config['data']['train_split']}`, "
+        f"seed {config['data']['seed']}",
+        f"- steps: {training.get('steps', '?')} × batch {config['train']['batch_size']}; wall time "
+        f"{training.get('wall_time_h', 0):.2f} h on {training.get('hardware', facts['hardware'])}",
+        f"- command: `{training.get('command', 'perception train CONFIG')}`",
+        f"- recipe hash {facts['recipe_hash']}",
+        "",
+        f"## Held-out metrics ({metrics.get('frames', 0)} frames of `{metrics.get('data', {}).get('split', 'test')}`, "
+        "never trained on)",
+        "",
+        markdown_table(metrics),
+        "",
+        f"Export command: `{facts['export_command']}`",
+    ]
+    return "\n".join(lines)
+
+
+def write_card(card: Path, body: str) -> None:
+    """Replace this module's section of ``card`` (or create the card), keeping other sections."""
+    section = f"{CARD_BEGIN}\n{body}\n{CARD_END}"
+    text = card.read_text() if card.exists() else ""
+    if CARD_BEGIN in text and CARD_END in text:
+        head, rest = text.split(CARD_BEGIN, 1)
+        text = head + section + rest.split(CARD_END, 1)[1]
+    else:
+        text = section + ("\n\n" + text if text else "\n")
+    card.write_text(text)

@@ -1,0 +1,59 @@
+"""Evaluation: the metrics are right on known answers, and an exported model scores like its weights."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from perception.classes import IGNORE_INDEX
+from perception.data.sample import Camera, Sample
+from perception.evaluate import Evaluator, evaluate, onnx_predictor, torch_predictor
+from tests.conftest import BlocksWorld
+
+
+def perfect_outputs(sample: Sample) -> dict[str, np.ndarray]:
+    dets = np.zeros((100, 6), np.float32)
+    n = len(sample.boxes)
+    dets[:n, :4], dets[:n, 4], dets[:n, 5] = sample.boxes, 0.9, sample.labels
+    return {"detections": dets, "num_detections": np.array(n), "semantic": sample.semantic.copy(),
+            "depth": sample.depth.copy()}  # fmt: skip
+
+
+def test_perfect_predictions_score_perfectly():
+    evaluator = Evaluator()
+    world = BlocksWorld(length=5)
+    for i in range(5):
+        evaluator.add(world[i], perfect_outputs(world[i]))
+    result = evaluator.summary()
+    assert result["detection"]["mAP"] == pytest.approx(1.0, abs=1e-6)
+    assert result["segmentation"]["mIoU"] == pytest.approx(1.0)
+    assert result["depth"]["AbsRel"] == pytest.approx(0.0, abs=1e-6)
+    assert result["depth"]["delta1"] == pytest.approx(1.0)
+
+
+def test_metrics_match_hand_computed_values():
+    h, w = 4, 4
+    semantic = np.array([[0] * 4, [0] * 4, [1] * 4, [IGNORE_INDEX] * 4], np.uint8)
+    pred = np.array([[0] * 4, [1] * 4, [1] * 4, [0] * 4], np.uint8)
+    depth = np.full((h, w), 10.0, np.float32)
+    sample = Sample(np.zeros((h, w, 3), np.uint8), Camera(10, 10, 2, 2), semantic=semantic, depth=depth)
+    evaluator = Evaluator()
+    evaluator.add(sample, {"semantic": pred, "depth": np.full((h, w), 12.0, np.float32)})
+    result = evaluator.summary()
+    # class 0: 4 correct of 8 labelled, union 8 → IoU 0.5; class 1: 4 of 8 → 0.5
+    assert result["segmentation"]["per_class_IoU"]["road"] == pytest.approx(0.5)
+    assert result["segmentation"]["mIoU"] == pytest.approx(0.5)
+    assert result["depth"]["AbsRel"] == pytest.approx(0.2)
+    assert result["depth"]["RMSE"] == pytest.approx(2.0)
+    assert result["depth"]["delta1"] == pytest.approx(1.0)  # 12/10 < 1.25
+
+
+def test_exported_model_scores_like_its_weights(tiny_model, tiny_run):
+    world = BlocksWorld(length=12)
+    samples = [world[i] for i in range(12)]
+    from_onnx = evaluate(onnx_predictor(tiny_model / "1" / "model.onnx")[0], samples)
+    from_torch = evaluate(torch_predictor(tiny_run / "model.safetensors")[0], samples)
+    assert from_onnx["detection"]["mAP50"] == pytest.approx(from_torch["detection"]["mAP50"], abs=0.01)
+    assert from_onnx["segmentation"]["mIoU"] == pytest.approx(from_torch["segmentation"]["mIoU"], abs=0.005)
+    assert from_onnx["depth"]["AbsRel"] == pytest.approx(from_torch["depth"]["AbsRel"], rel=0.01)
+    assert from_onnx["segmentation"]["mIoU"] > 0.3, "the tiny model learnt its toy world"
