@@ -31,3 +31,11 @@ def test_cli_lists_its_commands():
     assert out.returncode == 0
     for command in ("train", "eval", "export", "serve", "data"):
         assert command in out.stdout
+
+
+def test_readme_documents_every_setting():
+    from service.settings import Settings
+
+    readme = (REPO / "README.md").read_text()
+    for name in Settings.model_fields:
+        assert f"`PERCEPTION_{name.upper()}`" in readme, name
