@@ -80,3 +80,18 @@ def test_real_server_over_loopback(bundled_server, frames):
         check_frame_answer(frame, image.shape[1], image.shape[0], models["detection_classes"])
     assert httpx.get(bundled_server.url + "/healthz").json() == {"status": "ok"}
     assert json.loads(httpx.get(bundled_server.url + "/readyz").text)["status"] == "ready"
+
+
+def test_io_binding_path_gives_the_same_answers(frames):
+    """The GPU path binds inputs and outputs; it must return exactly what a plain run returns."""
+    from service.engine import Engine
+
+    engine = Engine(BUNDLED_MODEL)
+    md = engine.metadata
+    images = np.random.default_rng(0).integers(0, 256, (2, 3, md.input_height, md.input_width), dtype=np.uint8)
+    focal = np.array([400.0, 600.0], np.float32)
+    plain = engine.run(images, focal).arrays
+    engine.io_binding = True
+    bound = engine.run(images, focal).arrays
+    for name, value in plain.items():
+        np.testing.assert_array_equal(bound[name], value)
