@@ -51,6 +51,16 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
     train.set_defaults(run=_handler("perception.train:train_command"))
 
+    study = commands.add_parser("study", help="multi-task under each weighting method vs single-task networks")
+    study.add_argument("config", type=Path, help="the base recipe (budget, data, model)")
+    study.add_argument("--out", type=Path, default=Path("runs/study"))
+    study.add_argument("--methods", default="fixed,uncertainty,dwa,gradnorm,pcgrad,famo")
+    study.add_argument("--seeds", default="0,1")
+    study.add_argument("--eval-count", type=int, default=300, help="held-out frames per run")
+    study.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
+    study.add_argument("--no-latency", action="store_true", help="skip the multi- vs single-task latency run")
+    study.set_defaults(run=_handler("perception.study:study_command"))
+
     evaluate = commands.add_parser("eval", help="evaluate a checkpoint or an exported model on held-out data")
     evaluate.add_argument("model", type=Path, help="checkpoint (.pt / .safetensors) or model.onnx")
     evaluate.add_argument("--dataset", default="synthetic", help="synthetic, synthdir, cityscapes, kitti, bdd100k")

@@ -144,12 +144,9 @@ def onnx_predictor(path: Path) -> tuple[Predictor, int, int]:
 
 
 def torch_predictor(path: Path) -> tuple[Predictor, int, int]:
-    import torch
-
     from perception.export.reference import load_trained, reference_outputs
 
     net, config = load_trained(path)
-    torch.set_grad_enabled(False)
     return (
         (lambda images, focal: reference_outputs(net, images, focal)),
         config.model.input_height,

@@ -1,0 +1,177 @@
+"""``perception study``: does sharing pay? Multi-task training under each task-weighting method
+against three single-task networks, with the same data, budget and seeds, scored on held-out data.
+
+Every run lives in its own folder and resumes from its checkpoint, so a study interrupted by the
+end of a session continues where it stopped when the same command is run again.
+
+Δm (Maninis et al. 2019; Vandenhende et al. 2021) is the mean relative change of every metric
+against the single-task networks, sign-corrected so that higher is better:
+Δm = 100 / N · Σ_i s_i (M_i − M_single,i) / M_single,i, with s_i = −1 where lower is better.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import statistics
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from perception.config import TASKS, Config, load_config
+
+# (task, metric, higher is better)
+METRICS = (
+    ("detection", "mAP50", True),
+    ("detection", "mAP", True),
+    ("segmentation", "mIoU", True),
+    ("depth", "AbsRel", False),
+    ("depth", "RMSE", False),
+    ("depth", "delta1", True),
+)
+
+
+def run_configs(base: Config, methods: list[str], seeds: list[int]) -> dict[str, Config]:
+    """Every run of the study by name: single_<task>_s<seed> and multi_<method>_s<seed>."""
+    runs: dict[str, Config] = {}
+    for seed in seeds:
+        for task in TASKS:
+            model = replace(base.model, tasks=[task])
+            train = replace(base.train, seed=seed, weighting="fixed")
+            runs[f"single_{task}_s{seed}"] = replace(base, model=model, train=train)
+        for method in methods:
+            train = replace(base.train, seed=seed, weighting=method)
+            runs[f"multi_{method}_s{seed}"] = replace(base, train=train)
+    return runs
+
+
+def flat_metrics(metrics: dict) -> dict[str, float]:
+    return {f"{task}.{name}": metrics[task][name] for task, name, _ in METRICS if task in metrics}
+
+
+def delta_m(multi: dict[str, float], single: dict[str, float]) -> float:
+    """Δm in percent over the metrics both sides have."""
+    terms = []
+    for task, name, higher in METRICS:
+        key = f"{task}.{name}"
+        if key in multi and key in single and single[key]:
+            sign = 1.0 if higher else -1.0
+            terms.append(sign * (multi[key] - single[key]) / abs(single[key]))
+    return 100.0 * sum(terms) / len(terms) if terms else float("nan")
+
+
+def train_and_score(name: str, config: Config, root: Path, eval_count: int) -> dict:
+    """Train (or resume, or skip when finished) one run and score it on the held-out split."""
+    from perception.evaluate import evaluate, held_out_samples, torch_predictor
+    from perception.train import CHECKPOINT, WEIGHTS, train
+
+    folder = root / name
+    result_file = folder / "result.json"
+    if result_file.exists():
+        return json.loads(result_file.read_text())
+    started = time.monotonic()
+    train(config, folder, resume=(folder / CHECKPOINT).exists())
+    predict, height, width = torch_predictor(folder / WEIGHTS)
+    samples = held_out_samples(config.data.dataset, Path(config.data.root) if config.data.root else None,
+                               "test", eval_count, height, width)  # fmt: skip
+    metrics = evaluate(predict, samples)
+    with (folder / "metrics.csv").open() as f:
+        last = list(csv.DictReader(f))[-1]
+    elapsed = float(last.get("elapsed_s") or time.monotonic() - started)
+    result = {
+        "name": name,
+        "metrics": flat_metrics(metrics),
+        "train_hours": elapsed / 3600,
+        "steps": config.train.steps,
+        "weighting": config.train.weighting,
+        "tasks": config.model.tasks,
+    }
+    result_file.write_text(json.dumps(result, indent=2))
+    return result
+
+
+def summarise(results: dict[str, dict], methods: list[str], seeds: list[int]) -> dict:
+    """Per method: metrics (mean over seeds), Δm per seed, mean and spread, training cost."""
+    single = {}
+    for seed in seeds:
+        merged: dict[str, float] = {}
+        for task in TASKS:
+            merged |= results[f"single_{task}_s{seed}"]["metrics"]
+        single[seed] = merged
+    rows = {"single-task (3 networks)": {
+        "metrics": mean_metrics([single[s] for s in seeds]), "delta_m": [0.0 for _ in seeds],
+        "train_hours": sum(results[f"single_{t}_s{s}"]["train_hours"] for t in TASKS for s in seeds) / len(seeds),
+    }}  # fmt: skip
+    for method in methods:
+        runs = [results[f"multi_{method}_s{s}"] for s in seeds]
+        rows[method] = {
+            "metrics": mean_metrics([r["metrics"] for r in runs]),
+            "delta_m": [delta_m(r["metrics"], single[s]) for r, s in zip(runs, seeds, strict=True)],
+            "train_hours": statistics.mean(r["train_hours"] for r in runs),
+        }
+    return rows
+
+
+def mean_metrics(items: list[dict[str, float]]) -> dict[str, float]:
+    return {k: statistics.mean(m[k] for m in items) for k in items[0]}
+
+
+def markdown(rows: dict, seeds: list[int], latency: dict | None) -> str:
+    keys = [f"{t}.{n}" for t, n, _ in METRICS]
+    head = "| method | " + " | ".join(k.split(".")[1] for k in keys) + " | Δm % (mean ± sd) | train h |"
+    lines = [head, "|" + " --- |" * (len(keys) + 3)]
+    for method, row in rows.items():
+        dm = row["delta_m"]
+        spread = statistics.stdev(dm) if len(dm) > 1 else 0.0
+        cells = " | ".join(f"{row['metrics'].get(k, float('nan')):.3f}" for k in keys)
+        lines.append(f"| {method} | {cells} | {statistics.mean(dm):+.2f} ± {spread:.2f} | {row['train_hours']:.2f} |")
+    lines.append("")
+    lines.append(
+        f"Seeds: {seeds}. Detection mAP on the held-out synthetic test split; AbsRel and RMSE lower is better."
+    )
+    if latency:
+        lines.append(
+            f"Latency (ONNX Runtime, batch 1, median): one multi-task pass {latency['multi_ms']:.1f} ms; three "
+            f"single-task passes back to back {latency['singles_ms']:.1f} ms; ratio {latency['ratio']:.2f}."
+        )
+    return "\n".join(lines)
+
+
+def plot(rows: dict, out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = [f"{t}.{n}" for t, n, _ in METRICS]
+    fig, axes = plt.subplots(1, len(keys), figsize=(3.2 * len(keys), 3.2))
+    names = list(rows)
+    for ax, key in zip(axes, keys, strict=True):
+        ax.bar(range(len(names)), [rows[n]["metrics"].get(key, 0) for n in names], color="tab:blue")
+        ax.set_xticks(range(len(names)), names, rotation=60, ha="right", fontsize=7)
+        ax.set_title(key, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+
+
+def study_command(args: argparse.Namespace) -> int:
+    base = load_config(args.config, args.set)
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    seeds = [int(s) for s in args.seeds.split(",")]
+    args.out.mkdir(parents=True, exist_ok=True)
+    results = {name: train_and_score(name, cfg, args.out, args.eval_count)
+               for name, cfg in run_configs(base, methods, seeds).items()}  # fmt: skip
+    rows = summarise(results, methods, seeds)
+    latency = None
+    if not args.no_latency:
+        from perception.bench.multitask import multitask_vs_single_ms
+
+        latency = multitask_vs_single_ms(base.model)
+    table = markdown(rows, seeds, latency)
+    (args.out / "study.json").write_text(json.dumps({"rows": rows, "latency": latency, "seeds": seeds}, indent=2))
+    (args.out / "study.md").write_text(table + "\n")
+    plot(rows, args.out / "study.png")
+    print(table)
+    return 0

@@ -1,0 +1,36 @@
+"""The study: runs every configuration with the same budget and reports Δm against single-task."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from perception.cli import main
+from perception.study import delta_m
+from tests.conftest import REPO
+
+
+def test_delta_m_is_sign_corrected_mean_relative_change():
+    single = {"detection.mAP50": 0.5, "segmentation.mIoU": 0.8, "depth.AbsRel": 0.10}
+    better = {"detection.mAP50": 0.55, "segmentation.mIoU": 0.8, "depth.AbsRel": 0.09}
+    assert delta_m(better, single) == pytest.approx(100 * (0.1 + 0.0 + 0.1) / 3)
+    assert delta_m(single, single) == 0.0
+
+
+def test_tiny_study_writes_table_and_plot(tmp_path):
+    out = tmp_path / "study"
+    overrides = ["model.input_height=96", "model.input_width=160", "train.steps=3", "train.batch_size=2",
+                 "train.warmup_steps=1", "train.log_every=1", "data.workers=0", "data.train_length=16"]  # fmt: skip
+    args = ["study", str(REPO / "configs" / "drivenet.toml"), "--out", str(out), "--methods", "famo", "--seeds",
+            "0", "--eval-count", "4", "--no-latency", *[a for o in overrides for a in ("--set", o)]]  # fmt: skip
+    assert main(args) == 0
+    report = json.loads((out / "study.json").read_text())
+    assert set(report["rows"]) == {"single-task (3 networks)", "famo"}
+    assert all(len(row["delta_m"]) == 1 for row in report["rows"].values())
+    assert "Δm" in (out / "study.md").read_text()
+    assert (out / "study.png").stat().st_size > 1000
+    # Running it again resumes: finished runs are read back, not retrained.
+    stamp = (out / "multi_famo_s0" / "result.json").stat().st_mtime
+    assert main(args) == 0
+    assert (out / "multi_famo_s0" / "result.json").stat().st_mtime == stamp
