@@ -69,16 +69,25 @@ class ModelManager:
     def describe(self) -> str:
         return f"{self.current.name} {self.current.version}" if self.current else "nothing"
 
-    async def watch(self, interval_s: float = 5.0) -> None:
-        """Roll out the newest version of the configured folder whenever it changes."""
+    async def watch(self) -> None:
+        """Roll out the newest version of the configured folder whenever it changes. A new file is
+        loaded once it has stayed unchanged for a whole poll (so a copy in progress is never read),
+        and a version that was refused is tried again only once its file changes."""
+        refused: tuple | None = None
+        previous: tuple | None = None
         while True:
-            await asyncio.sleep(interval_s)
+            await asyncio.sleep(self.settings.watch_interval_s)
             try:
-                newest = resolve_model_path(Path(self.settings.model))
-            except ModelError:
+                newest = resolve_model_path(Path(self.settings.model)).resolve()
+                checksum = newest.with_name(newest.name + ".sha256")
+                stamp = (newest, newest.stat().st_mtime_ns, newest.stat().st_size,
+                         checksum.stat().st_mtime_ns if checksum.exists() else None)  # fmt: skip
+            except (ModelError, OSError):
                 continue
-            if self.current is None or newest.resolve() != self.current.path.resolve():
-                try:
-                    await self.load(None)
-                except ModelError:
-                    await asyncio.sleep(interval_s * 5)  # do not retry a broken file in a tight loop
+            settled, previous = stamp == previous, stamp
+            if not settled or stamp == refused or (self.current and newest == self.current.path.resolve()):
+                continue
+            try:
+                await self.load(None)
+            except ModelError:
+                refused = stamp

@@ -34,4 +34,5 @@ class Settings(BaseSettings):
     cors_origins: str = Field("", description="Comma-separated origins allowed by CORS (empty: CORS closed)")
     log_level: str = Field("INFO", description="Python log level")
     watch_model: bool = Field(False, description="Poll the model folder and roll out new versions")
+    watch_interval_s: float = Field(5.0, gt=0, description="How often the model folder is polled")
     drain_timeout_s: float = Field(30.0, description="On SIGTERM, how long queued frames may take to finish")

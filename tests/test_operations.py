@@ -182,3 +182,32 @@ def test_sigterm_drains_accepted_requests(tiny_model, frames, tmp_path):
         answers = [f.result() for f in futures]
     assert [a.status_code for a in answers] == [200] * 6
     assert srv.process.wait(30) in (0, -signal.SIGTERM)
+
+
+def test_watched_folder_rolls_out_new_versions_and_skips_broken_ones(tiny_model, tmp_path):
+    root = tmp_path / "tiny"
+    shutil.copytree(tiny_model / "1", root / "1")
+    env = {"PERCEPTION_MODEL": str(root), "PERCEPTION_WATCH_MODEL": "true", "PERCEPTION_WATCH_INTERVAL_S": "0.2"}
+    srv = start_server(env, tmp_path / "server.log")
+    try:
+
+        def version() -> str:
+            return httpx.get(srv.url + "/v1/models").json()["version"]
+
+        def wait_for(check, timeout_s: float = 20.0) -> bool:
+            end = time.monotonic() + timeout_s
+            while time.monotonic() < end:
+                if check():
+                    return True
+                time.sleep(0.2)
+            return False
+
+        copy_version(root / "1", root / "7", "7")
+        assert wait_for(lambda: version() == "7")
+        copy_version(root / "1", root / "8", "8", corrupt="truncated")
+        assert wait_for(lambda: metric(srv.url, "perception_model_rollouts_total", result="refused") >= 1)
+        time.sleep(1.0)  # several more polls: the broken file is not retried, version 7 keeps serving
+        assert metric(srv.url, "perception_model_rollouts_total", result="refused") == 1
+        assert version() == "7"
+    finally:
+        stop_server(srv)
