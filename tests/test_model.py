@@ -36,3 +36,13 @@ def test_depth_scales_with_focal_length():
     images = torch.randint(0, 255, (1, 3, 64, 96), dtype=torch.uint8).repeat(2, 1, 1, 1)
     depth = net.predict(images, torch.tensor([500.0, 1000.0]))["depth"]
     torch.testing.assert_close(depth[1], 2 * depth[0])
+
+
+def test_backbone_weights_load_from_a_local_file(tmp_path):
+    from safetensors.torch import save_file
+
+    donor = MultiTaskNet(ModelConfig(tasks=["depth"]))
+    save_file({k: v.contiguous() for k, v in donor.backbone.state_dict().items()}, tmp_path / "backbone.safetensors")
+    net = MultiTaskNet(ModelConfig(tasks=["depth"], pretrained=str(tmp_path / "backbone.safetensors")))
+    for key, value in donor.backbone.state_dict().items():
+        torch.testing.assert_close(net.backbone.state_dict()[key], value)
