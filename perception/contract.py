@@ -7,8 +7,10 @@ Torch-free: the service imports this module.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -23,6 +25,30 @@ OUTPUT_DEPTH = "depth"  # float32 [B, H, W]: metres
 OUTPUT_NAMES = (OUTPUT_DETECTIONS, OUTPUT_NUM_DETECTIONS, OUTPUT_SEMANTIC, OUTPUT_DEPTH)
 
 LETTERBOX_FILL = 114  # grey for the padding around a letterboxed image
+
+# A model version folder: models/<name>/<version>/model.onnx with its SHA-256 beside it.
+MODEL_FILE = "model.onnx"
+CHECKSUM_FILE = "model.onnx.sha256"
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def write_checksum(model_path: Path) -> None:
+    """``model.onnx.sha256`` beside the model, in ``sha256sum`` format."""
+    model_path = Path(model_path)
+    model_path.with_name(model_path.name + ".sha256").write_text(f"{sha256(model_path)}  {model_path.name}\n")
+
+
+def recorded_checksum(model_path: Path) -> str | None:
+    """The checksum recorded beside the model ("" if the file is empty), or None without one."""
+    sidecar = Path(model_path).with_name(Path(model_path).name + ".sha256")
+    return (sidecar.read_text().split() or [""])[0] if sidecar.exists() else None
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,6 @@ All model knowledge (classes, input size, palette, depth unit) comes from the fi
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import threading
@@ -19,8 +18,11 @@ import onnxruntime as ort
 from perception.contract import (
     INPUT_FOCAL,
     INPUT_IMAGES,
+    MODEL_FILE,
     OUTPUT_NAMES,
     ModelMetadata,
+    recorded_checksum,
+    sha256,
 )
 
 log = logging.getLogger("service.engine")
@@ -37,20 +39,12 @@ def resolve_model_path(path: Path) -> Path:
     """A ``model.onnx`` as given, or the newest integer version inside a ``models/<name>/`` folder."""
     if path.is_file():
         return path
-    if (path / "model.onnx").is_file():
-        return path / "model.onnx"
-    versions = sorted((int(p.name), p) for p in path.glob("*") if p.name.isdigit() and (p / "model.onnx").is_file())
+    if (path / MODEL_FILE).is_file():
+        return path / MODEL_FILE
+    versions = sorted((int(p.name), p) for p in path.glob("*") if p.name.isdigit() and (p / MODEL_FILE).is_file())
     if not versions:
-        raise ModelError(f"no model.onnx under {path}")
-    return versions[-1][1] / "model.onnx"
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+        raise ModelError(f"no {MODEL_FILE} under {path}")
+    return versions[-1][1] / MODEL_FILE
 
 
 def choose_providers(setting: str) -> list[str]:
@@ -86,6 +80,9 @@ class Engine:
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.intra_op_num_threads = intra_op_threads or (os.cpu_count() or 1)
         options.inter_op_num_threads = 1
+        # Idle intra-op threads sleep instead of spinning: spinning took the cores that decode and
+        # encode (the frames thread pool) need between runs (benchmarks/results).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self.session = self._session(options, choose_providers(providers))
         except Exception as exc:  # onnxruntime raises several unrelated types for a bad file
@@ -112,14 +109,10 @@ class Engine:
 
     def _check_checksum(self) -> str:
         """The file's SHA-256; must match ``model.onnx.sha256`` beside it when that exists."""
-        actual = file_sha256(self.path)
-        sidecar = self.path.with_name(self.path.name + ".sha256")
-        if sidecar.exists():
-            expected = sidecar.read_text().split()[0] if sidecar.read_text().strip() else ""
-            if expected != actual:
-                raise ModelError(
-                    f"{self.path}: checksum {actual[:12]}… does not match {sidecar.name} ({expected[:12]}…)"
-                )
+        actual = sha256(self.path)
+        expected = recorded_checksum(self.path)
+        if expected is not None and expected != actual:
+            raise ModelError(f"{self.path}: checksum {actual[:12]}… does not match the recorded {expected[:12]}…")
         return actual
 
     def _check_signature(self) -> None:

@@ -171,13 +171,16 @@ def test_keys_never_reach_the_logs(server):
 
 
 def test_sigterm_drains_accepted_requests(tiny_model, frames, tmp_path):
-    srv = start_server({"PERCEPTION_MODEL": str(tiny_model), "PERCEPTION_MAX_QUEUE_DELAY_MS": "200"},
+    srv = start_server({"PERCEPTION_MODEL": str(tiny_model), "PERCEPTION_MAX_QUEUE_DELAY_MS": "3000"},
                        tmp_path / "server.log")  # fmt: skip
     body = frames[0].read_bytes()
     with ThreadPoolExecutor(6) as pool:
         futures = [pool.submit(httpx.post, srv.url + "/v1/perceive", content=body, headers=JPEG, timeout=60)
                    for _ in range(6)]  # fmt: skip
-        time.sleep(0.1)  # the frames are decoded and waiting in the batcher's 200 ms window
+        end = time.monotonic() + 20
+        while metric(srv.url, "perception_queue_depth") < 6 and time.monotonic() < end:
+            time.sleep(0.05)  # until all six frames wait in the batcher's 3 s window
+        assert metric(srv.url, "perception_queue_depth") == 6
         srv.process.send_signal(signal.SIGTERM)
         answers = [f.result() for f in futures]
     assert [a.status_code for a in answers] == [200] * 6

@@ -14,18 +14,9 @@ import numpy as np
 import onnx
 
 from perception.classes import DETECTION_CLASSES, SEGMENTATION_CLASSES, SEGMENTATION_PALETTE
-from perception.contract import Letterbox, ModelMetadata
+from perception.contract import CHECKSUM_FILE, MODEL_FILE, Letterbox, ModelMetadata, sha256, write_checksum
 
-MODEL_FILE = "model.onnx"
-CHECKSUM_FILE = "model.onnx.sha256"
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+__all__ = ["CHECKSUM_FILE", "MODEL_FILE", "export_model", "sha256", "write_checksum"]
 
 
 def verification_frames(height: int, width: int, frames_dir: Path | None, seed: int = 0) -> np.ndarray:
@@ -80,7 +71,7 @@ def export_model(
 
     out.mkdir(parents=True, exist_ok=True)
     onnx.save_model(model, out / MODEL_FILE)
-    (out / CHECKSUM_FILE).write_text(f"{sha256(out / MODEL_FILE)}  {MODEL_FILE}\n")
+    write_checksum(out / MODEL_FILE)
     if weights.suffix == ".safetensors" and weights.resolve() != (out / "model.safetensors").resolve():
         shutil.copyfile(weights, out / "model.safetensors")
     (out / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
@@ -94,7 +85,7 @@ def export_model(
             model, ModelMetadata(**{**metadata.__dict__, "metrics": headline(scores)}).to_props()
         )
         onnx.save_model(model, out / MODEL_FILE)
-        (out / CHECKSUM_FILE).write_text(f"{sha256(out / MODEL_FILE)}  {MODEL_FILE}\n")
+        write_checksum(out / MODEL_FILE)
     write_model_card(net, config, out, scores, weights, command)
     return report
 

@@ -28,8 +28,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-from perception.contract import INPUT_FOCAL, INPUT_IMAGES, ModelMetadata
-from perception.export import CHECKSUM_FILE, MODEL_FILE, sha256
+from perception.contract import INPUT_FOCAL, INPUT_IMAGES, MODEL_FILE, ModelMetadata, write_checksum
 
 VARIANT_KEY = "variant"  # metadata_props key: fp32 (absent), fp16 or int8
 VARIANTS = ("fp16", "int8")
@@ -83,7 +82,7 @@ def _finish(model: onnx.ModelProto, source: onnx.ModelProto, variant: str, dst: 
     dst.mkdir(parents=True, exist_ok=True)
     path = dst / MODEL_FILE
     onnx.save_model(model, path)
-    (dst / CHECKSUM_FILE).write_text(f"{sha256(path)}  {MODEL_FILE}\n")
+    write_checksum(path)
     ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])  # loads, or raises
     return path
 
