@@ -1,0 +1,206 @@
+"""Servers in subprocesses and a load generator in its own process (asyncio + httpx), bounded by a
+request count and a time limit. Latencies are measured per request, client side."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from multiprocessing import get_context
+from pathlib import Path
+
+import httpx
+
+OUTPUT_KEYS = (b'"detections"', b'"segmentation"', b'"depth"')
+BOUNDARY = "perception-bench-boundary"
+TIMINGS = re.compile(rb'"timings":(\{[^}]*\})')  # the service's per-frame stage timings
+
+
+# --- servers -------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Server:
+    process: subprocess.Popen
+    url: str
+    log: Path
+
+
+def start_server(command: list[str], env: dict[str, str], port: int, log: Path, ready_path: str,
+                 timeout_s: float = 120.0) -> Server:  # fmt: skip
+    """``command`` in a subprocess (output to ``log``); returns once ``ready_path`` answers 200."""
+    handle = log.open("w")
+    process = subprocess.Popen(command, env={**os.environ, **env}, stdout=handle, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    end = time.monotonic() + timeout_s
+    while time.monotonic() < end:
+        if process.poll() is not None:
+            raise RuntimeError(f"{command[:3]} exited with {process.returncode}: {log.read_text()[-3000:]}")
+        try:
+            if httpx.get(url + ready_path, timeout=1).status_code == 200:
+                return Server(process, url, log)
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    process.kill()
+    raise RuntimeError(f"{command[:3]} not ready in {timeout_s} s: {log.read_text()[-3000:]}")
+
+
+def start_service(model: Path, log: Path, env: dict[str, str]) -> Server:
+    """``python -m service`` serving ``model`` on a free loopback port."""
+    port = free_port()
+    env = {"PERCEPTION_MODEL": str(model), "PERCEPTION_HOST": "127.0.0.1", "PERCEPTION_PORT": str(port), **env}
+    return start_server([sys.executable, "-m", "service"], env, port, log, "/readyz")
+
+
+def start_eager(script: Path, model_dir: Path, log: Path, threads: int) -> Server:
+    """The PyTorch-eager baseline (``benchmarks/eager_server.py``) on a free loopback port."""
+    port = free_port()
+    command = [sys.executable, str(script), str(model_dir), "--port", str(port), "--threads", str(threads)]
+    return start_server(command, {}, port, log, "/healthz")
+
+
+def stop_server(server: Server) -> int:
+    server.process.terminate()
+    try:
+        return server.process.wait(30)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+        return server.process.wait()
+
+
+# --- requests ------------------------------------------------------------------------------------
+
+
+def request_body(images: list[bytes]) -> tuple[bytes, str]:
+    """A raw JPEG body for one frame, multipart/form-data ("frames" parts) for several."""
+    if len(images) == 1:
+        return images[0], "image/jpeg"
+    parts = [
+        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="frames"; filename="cam{i}.jpg"\r\n'
+        f"Content-Type: image/jpeg\r\n\r\n".encode()
+        + data
+        + b"\r\n"
+        for i, data in enumerate(images)
+    ]
+    return b"".join(parts) + f"--{BOUNDARY}--\r\n".encode(), f"multipart/form-data; boundary={BOUNDARY}"
+
+
+@dataclass
+class LoadSpec:
+    url: str
+    images: list[bytes]  # the JPEGs to cycle through
+    frames_per_request: int
+    concurrency: int
+    max_requests: int
+    max_seconds: float
+    warmup_requests: int = 0
+
+
+async def _drive(spec: LoadSpec) -> dict:
+    bodies = [
+        request_body([spec.images[(i + k) % len(spec.images)] for k in range(spec.frames_per_request)])
+        for i in range(len(spec.images))
+    ]
+    limits = httpx.Limits(max_connections=spec.concurrency, max_keepalive_connections=spec.concurrency)
+    latencies: list[float] = []
+    errors: list[str] = []
+    stages: dict[str, list[float]] = {}
+    async with httpx.AsyncClient(base_url=spec.url, limits=limits, timeout=120) as client:
+
+        async def one(i: int) -> float | None:
+            body, content_type = bodies[i % len(bodies)]
+            started = time.perf_counter()
+            try:
+                response = await client.post("/v1/perceive", content=body, headers={"content-type": content_type})
+            except httpx.HTTPError as exc:
+                errors.append(type(exc).__name__)
+                return None
+            elapsed = time.perf_counter() - started
+            if response.status_code != 200:
+                errors.append(str(response.status_code))
+                return None
+            content = response.content
+            if not all(content.count(key) >= spec.frames_per_request for key in OUTPUT_KEYS):
+                errors.append("missing output")
+                return None
+            for found in TIMINGS.findall(content):
+                for stage, ms in json.loads(found).items():
+                    stages.setdefault(stage, []).append(ms)
+            return elapsed
+
+        await asyncio.gather(*(one(i) for i in range(spec.warmup_requests)))
+        errors.clear()
+        stages.clear()
+        issued = 0
+        started = time.perf_counter()
+        end = started + spec.max_seconds
+
+        async def worker() -> None:
+            nonlocal issued
+            while issued < spec.max_requests and time.perf_counter() < end:
+                issued += 1
+                latency = await one(issued)
+                if latency is not None:
+                    latencies.append(latency)
+
+        await asyncio.gather(*(worker() for _ in range(spec.concurrency)))
+        seconds = time.perf_counter() - started
+    return summarise(latencies, errors, seconds, spec, stages)
+
+
+def summarise(
+    latencies: list[float], errors: list[str], seconds: float, spec: LoadSpec, stages: dict[str, list[float]]
+) -> dict:
+    ms = sorted(1000 * x for x in latencies)
+
+    def pct(q: float) -> float | None:
+        return round(ms[min(len(ms) - 1, round(q * (len(ms) - 1)))], 1) if ms else None
+
+    return {
+        "concurrency": spec.concurrency,
+        "frames_per_request": spec.frames_per_request,
+        "requests": len(ms),
+        "errors": len(errors),
+        "error_kinds": sorted(set(errors)),
+        "seconds": round(seconds, 2),
+        "frames_per_s": round(len(ms) * spec.frames_per_request / seconds, 2) if seconds else 0.0,
+        "p50_ms": pct(0.50),
+        "p95_ms": pct(0.95),
+        "p99_ms": pct(0.99),
+        "mean_ms": round(statistics.fmean(ms), 1) if ms else None,
+        "server_stage_mean_ms": {stage: round(statistics.fmean(v), 1) for stage, v in stages.items()},
+    }
+
+
+def run_load(spec: LoadSpec) -> dict:
+    """One load level, in the calling process."""
+    return asyncio.run(_drive(spec))
+
+
+class LoadGenerator:
+    """Runs load levels in one separate process, so the client never shares a GIL with the
+    benchmark's own work (it still shares the machine's cores with the server)."""
+
+    def __init__(self):
+        self.pool = ProcessPoolExecutor(1, mp_context=get_context("spawn"))
+
+    def run(self, spec: LoadSpec) -> dict:
+        return self.pool.submit(run_load, spec).result()
+
+    def close(self) -> None:
+        self.pool.shutdown()

@@ -1,0 +1,182 @@
+"""The benchmark's verdicts (targets, PASS/MISS with the measured figure), Markdown and a plot."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+TARGETS = {
+    "service_vs_raw": 0.90,  # service frames/s at saturation over raw in-process throughput, same max batch
+    "latency_overhead_ms": 15.0,  # single-frame p50 end to end minus model latency at batch 1
+    "vs_eager": 2.0,  # service frames/s over the PyTorch-eager server's, at equal or better p99
+    "multi_task_ratio": 0.40,  # one multi-task pass over three single-task passes
+    "int8_speedup": 1.8,  # INT8 over FP32 throughput
+}
+
+
+def _target(name: str, goal: str, measured: str, ok: bool | None, **values) -> dict:
+    return {"name": name, "target": goal, "measured": measured, "pass": ok, **values}
+
+
+def evaluate_targets(report: dict) -> list[dict]:
+    """Each target with what was measured; ``pass`` is None where its sections were not run."""
+    out = []
+    served = report["settings"].get("served_variant", "fp32")
+    service, eager = report.get("service"), report.get("eager")
+    model_only, tasks = report.get("model_only"), report.get("tasks")
+
+    if service:
+        ratio = service["saturation_frames_per_s"] / service["raw_frames_per_s"]["mean"]
+        out.append(_target(
+            "service vs raw model", f"≥ {TARGETS['service_vs_raw']:.2f} × raw in-process throughput",
+            f"{service['saturation_frames_per_s']:.1f} / {service['raw_frames_per_s']['mean']:.1f} frames/s = "
+            f"{ratio:.2f}×", ratio >= TARGETS["service_vs_raw"], value=round(ratio, 3)))  # fmt: skip
+    if service and model_only and "1" in model_only:
+        p50 = service["single"][0]["p50_ms"]
+        model_ms = model_only["1"][served]["latency_ms"]
+        extra = p50 - model_ms
+        out.append(_target(
+            "single-frame p50 latency", f"≤ model latency + {TARGETS['latency_overhead_ms']:.0f} ms",
+            f"{p50:.1f} ms vs model {model_ms:.1f} ms: +{extra:.1f} ms", extra <= TARGETS["latency_overhead_ms"],
+            value=round(extra, 1)))  # fmt: skip
+    if service and eager:
+        ours = {r["concurrency"]: r for r in service["single"]}
+        common = [r for r in eager["single"] if r["concurrency"] in ours]
+        if common:
+            theirs = common[-1]
+            mine = ours[theirs["concurrency"]]
+            ratio = mine["frames_per_s"] / max(theirs["frames_per_s"], 1e-9)
+            ok = ratio >= TARGETS["vs_eager"] and mine["p99_ms"] <= theirs["p99_ms"]
+            out.append(_target(
+                "service vs PyTorch eager", f"≥ {TARGETS['vs_eager']:.0f} × frames/s at equal or better p99",
+                f"c={mine['concurrency']}: {mine['frames_per_s']:.1f} vs {theirs['frames_per_s']:.1f} frames/s = "
+                f"{ratio:.2f}×, p99 {mine['p99_ms']:.0f} vs {theirs['p99_ms']:.0f} ms", ok,
+                value=round(ratio, 3)))  # fmt: skip
+    if tasks:
+        out.append(_target(
+            "multi-task vs three single-task", f"≤ {TARGETS['multi_task_ratio']:.2f} × det + seg + depth",
+            f"{tasks['latency_ms']['multi-task']:.1f} / {tasks['three_single_ms']:.1f} ms = {tasks['ratio']:.2f}×",
+            tasks["ratio"] <= TARGETS["multi_task_ratio"], value=tasks["ratio"]))  # fmt: skip
+    if model_only and all("int8" in row for row in model_only.values()):
+        best = {v: max(row[v]["frames_per_s"] for row in model_only.values()) for v in ("fp32", "int8")}
+        ratio = best["int8"] / best["fp32"]
+        out.append(_target(
+            "INT8 vs FP32", f"≥ {TARGETS['int8_speedup']:.1f} × throughput (best batch of each)",
+            f"{best['int8']:.1f} / {best['fp32']:.1f} frames/s = {ratio:.2f}×", ratio >= TARGETS["int8_speedup"],
+            value=round(ratio, 3)))  # fmt: skip
+    return out
+
+
+def _verdict(ok: bool | None) -> str:
+    return "—" if ok is None else "PASS" if ok else "MISS"
+
+
+def markdown(report: dict, plot_name: str) -> str:
+    m, model, settings = report["machine"], report["model"], report["settings"]
+    lines = [
+        f"# Benchmark: {model['name']} {model['version']} at {model['input'][1]}×{model['input'][0]}"
+        + (" (random-init weights)" if model["random_init"] else ""),
+        "",
+        f"{m['cpu']}; load average at start {' / '.join(f'{x:.2f}' for x in m['load_average_start'])} "
+        f"(1/5/15 min); {m['date']}; " + ", ".join(f"{k} {v}" for k, v in m["versions"].items()) + ".",
+        f"ONNX Runtime CPU, {settings['threads']} intra-op threads; service: {settings['served_variant']}, "
+        f"max batch {settings['max_batch']}, max queue delay {settings['max_queue_delay_ms']} ms. "
+        f"Full run {report.get('seconds', 0):.0f} s.",
+        "",
+        "## Targets",
+        "",
+        "| target | goal | measured | verdict |",
+        "| --- | --- | --- | --- |",
+        *(f"| {t['name']} | {t['target']} | {t['measured']} | {_verdict(t['pass'])} |" for t in report["targets"]),
+    ]
+    if report["notes"]:
+        lines += ["", *(f"- {n}" for n in report["notes"])]
+    if "model_only" in report:
+        variants = list(next(iter(report["model_only"].values())))
+        lines += ["", "## Model only (ONNX Runtime, in process)", "",
+                  "| batch | " + " | ".join(f"{v} ms | {v} frames/s" for v in variants) + " |",
+                  "| --- " * (1 + 2 * len(variants)) + "|"]  # fmt: skip
+        for batch, row in report["model_only"].items():
+            cells = " | ".join(f"{row[v]['latency_ms']:.1f} | {row[v]['frames_per_s']:.1f}" for v in variants)
+            lines.append(f"| {batch} | {cells} |")
+    if "tasks" in report:
+        t = report["tasks"]
+        lines += ["", "## One multi-task pass against three single-task networks (FP32, batch 1)", "",
+                  "| network | latency ms |", "| --- | --- |",
+                  *(f"| {name} | {ms:.1f} |" for name, ms in t["latency_ms"].items()),
+                  f"| det + seg + depth | {t['three_single_ms']:.1f} |",
+                  f"| ratio | {t['ratio']:.2f} |"]  # fmt: skip
+    loads = []
+    if "service" in report:
+        s = report["service"]
+        loads += [("service", r) for r in s["single"] + s["multi"]]
+    if "eager" in report:
+        loads += [("PyTorch eager", r) for r in report["eager"]["single"]]
+    if loads:
+        lines += ["", "## End to end over loopback (1280×720 JPEGs, every output encoded)", "",
+                  "| server | frames/request | concurrency | requests | frames/s | p50 ms | p95 ms | p99 ms | errors |",
+                  "| --- " * 9 + "|"]  # fmt: skip
+        for name, r in loads:
+            cells = [name, r["frames_per_request"], r["concurrency"], r["requests"], f"{r['frames_per_s']:.1f}",
+                     r["p50_ms"], r["p95_ms"], r["p99_ms"], r["errors"]]  # fmt: skip
+            lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+    if "service" in report:
+        rows = report["service"]["single"] + report["service"]["multi"]
+        stages = [k for k in rows[0]["server_stage_mean_ms"] if k != "total_ms"] if rows else []
+        lines += ["", "Where a frame's time goes in the service (server-side means per frame, ms):", "",
+                  "| frames/request | concurrency | " + " | ".join(s.removesuffix("_ms") for s in stages) + " |",
+                  "| --- " * (2 + len(stages)) + "|"]  # fmt: skip
+        for r in rows:
+            means = r["server_stage_mean_ms"]
+            cells = [str(means.get(s, "")) for s in stages]
+            lines.append(f"| {r['frames_per_request']} | {r['concurrency']} | " + " | ".join(cells) + " |")
+        raw = report["service"]["raw_frames_per_s"]
+        lines += ["", f"Raw in-process throughput at batch {settings['max_batch']}: {raw['before']:.1f} frames/s "
+                      f"before the service run, {raw['after']:.1f} after (mean {raw['mean']:.1f})."]  # fmt: skip
+    lines += ["", f"![latency against load]({plot_name})", ""]
+    return "\n".join(lines)
+
+
+def write_markdown(report: dict, path: Path, plot_name: str) -> str:
+    text = markdown(report, plot_name)
+    path.write_text(text)
+    return text
+
+
+def write_plot(report: dict, path: Path) -> None:
+    """Latency percentiles and frames per second against concurrency, one line per server and request kind."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    series = []
+    if "service" in report:
+        s = report["service"]
+        series += [("service, 1 frame", s["single"]), (f"service, {s['multi'][0]['frames_per_request']} frames"
+                                                       if s["multi"] else "service, multi", s["multi"])]  # fmt: skip
+    if "eager" in report:
+        series.append(("PyTorch eager, 1 frame", report["eager"]["single"]))
+    fig, (lat, fps) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for label, rows in series:
+        if not rows:
+            continue
+        x = [r["concurrency"] for r in rows]
+        line = lat.plot(x, [r["p50_ms"] for r in rows], "o-", label=f"{label} p50")[0]
+        lat.plot(x, [r["p99_ms"] for r in rows], "x--", color=line.get_color(), label=f"{label} p99")
+        fps.plot(x, [r["frames_per_s"] for r in rows], "o-", color=line.get_color(), label=label)
+    if "service" in report:
+        fps.axhline(report["service"]["raw_frames_per_s"]["mean"], color="grey", ls=":", label="raw model")
+    for ax, title in ((lat, "latency per request (ms)"), (fps, "frames per second")):
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("concurrent requests")
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    lat.set_yscale("log")
+    model = report["model"]
+    cpu = report["machine"]["cpu"].split(",")[0]
+    title = f"{model['name']} {model['version']} at {model['input'][1]}×{model['input'][0]} — {cpu}"
+    fig.suptitle(f"{title}, {report['machine']['cores']} cores", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

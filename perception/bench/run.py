@@ -1,0 +1,323 @@
+"""``perception bench`` / ``benchmarks/run.py``: model-only, multi-task vs single-task, the service end
+to end, and a PyTorch-eager server, measured on this machine; JSON, Markdown and a PNG plot.
+
+    .venv/bin/perception bench --random-init --out benchmarks/results        # ~6 minutes on 2 cores
+    .venv/bin/perception bench --model models/drivenet/1 --quick              # ~2 minutes
+
+Ratios are measured side by side in one process with interleaved repeats (medians), so a busy
+neighbour slows both sides alike; absolute figures on a shared machine are noisy, and the load
+average at the start is recorded with them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from perception.bench.load import LoadGenerator, LoadSpec, start_eager, start_service, stop_server
+from perception.bench.report import evaluate_targets, write_markdown, write_plot
+
+REPO = Path(__file__).resolve().parents[2]
+FRAMES_DIR = REPO / "tests" / "data" / "frames"
+EAGER_SCRIPT = REPO / "benchmarks" / "eager_server.py"
+SECTIONS = ("model", "tasks", "service", "eager")
+
+
+@dataclass
+class Plan:
+    """How much to measure: the full run, ``--quick`` and ``--tiny`` (the smoke test's)."""
+
+    batch_sizes: tuple[int, ...] = (1, 2, 4, 8)
+    repeats: int = 5
+    min_seconds: float = 0.4  # per timing loop
+    concurrency: tuple[int, ...] = (1, 2, 4, 8, 16)
+    multi_concurrency: tuple[int, ...] = (1, 2, 4)
+    eager_concurrency: tuple[int, ...] = (1, 2, 4, 8, 16)
+    level_seconds: float = 10.0
+    level_requests: int = 2000
+    calibration_frames: int = 32
+
+
+PLANS = {
+    "full": Plan(),
+    "quick": Plan(repeats=3, min_seconds=0.25, concurrency=(1, 4, 16), multi_concurrency=(2,),
+                  eager_concurrency=(1, 4, 16), level_seconds=5.0, calibration_frames=16),
+    "tiny": Plan(batch_sizes=(1, 2), repeats=1, min_seconds=0.02, concurrency=(1, 2), multi_concurrency=(1,),
+                 eager_concurrency=(1, 2), level_seconds=1.0, level_requests=6, calibration_frames=2),
+}  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``benchmarks/run.py``: the same as ``perception bench`` (its arguments are declared in perception/cli.py)."""
+    from perception.cli import main as cli_main
+
+    return cli_main(["bench", *(sys.argv[1:] if argv is None else argv)])
+
+
+def bench_command(args: argparse.Namespace) -> int:
+    plan = PLANS["tiny" if args.tiny else "quick" if args.quick else "full"]
+    sections = [s.strip() for s in args.sections.split(",") if s.strip()]
+    if unknown := set(sections) - set(SECTIONS):
+        raise SystemExit(f"unknown sections {sorted(unknown)}; choose from {', '.join(SECTIONS)}")
+    if not args.model and not args.random_init:
+        raise SystemExit("give --model DIR or --random-init")
+    args.out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="perception-bench-") as tmp:
+        report = run(args, plan, sections, Path(tmp))
+    json_path, md_path, png_path = (args.out / f"{args.name}.{ext}" for ext in ("json", "md", "png"))
+    json_path.write_text(json.dumps(report, indent=2) + "\n")
+    markdown = write_markdown(report, md_path, png_path.name)
+    write_plot(report, png_path)
+    print(markdown)
+    print(f"wrote {json_path}, {md_path} and {png_path}")
+    return 0
+
+
+def say(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def run(args: argparse.Namespace, plan: Plan, sections: list[str], tmp: Path) -> dict:
+    import onnxruntime as ort
+
+    from perception.bench.models import export_random_init
+    from perception.contract import ModelMetadata
+    from perception.export.variants import make_int8
+
+    started = time.time()
+    threads = args.threads or os.cpu_count() or 1
+    notes: list[str] = []
+    report: dict = {"machine": machine(), "settings": {}, "notes": notes, "sections": sections}
+    say(f"{report['machine']['cpu']}, load average {report['machine']['load_average_start']}")
+
+    if args.random_init:
+        say("exporting the default architecture from random weights")
+        model_dir = export_random_init(tmp / "random-init")
+        notes.append("model: the default architecture exported from random-init weights (same cost as trained)")
+    else:
+        model_dir = args.model.parent if args.model.suffix == ".onnx" else args.model
+    paths = {"fp32": model_dir / "model.onnx"}
+    session = ort.InferenceSession(str(paths["fp32"]), providers=["CPUExecutionProvider"])
+    meta = ModelMetadata.from_props(session.get_modelmeta().custom_metadata_map)
+    del session
+    report["model"] = {"path": str(model_dir), "name": meta.name, "version": meta.version,
+                       "input": [meta.input_height, meta.input_width], "random_init": args.random_init}  # fmt: skip
+
+    gpu = "CUDAExecutionProvider" in ort.get_available_providers() and Path("/dev/nvidiactl").exists()
+    if not gpu:
+        notes.append("FP16 and TensorRT skipped: no GPU on this machine (FP16 on a CPU runs through casts)")
+    if args.variant == "int8" or (args.variant == "auto" and not gpu):
+        existing = model_dir / "int8" / "model.onnx"
+        if existing.is_file():
+            paths["int8"] = existing
+        else:
+            say("making the INT8 variant (static QDQ, synthetic calibration frames) in a temporary folder")
+            paths["int8"] = make_int8(model_dir, tmp / "int8", plan.calibration_frames)
+    if gpu:
+        existing = model_dir / "fp16" / "model.onnx"
+        if existing.is_file():
+            paths["fp16"] = existing
+    served = args.variant if args.variant != "auto" else "int8" if "int8" in paths else "fp32"
+    report["settings"] = {"threads": threads, "max_batch": args.max_batch, "gpu": gpu, "served_variant": served,
+                          "max_queue_delay_ms": args.max_queue_delay_ms, "plan": plan.__dict__}  # fmt: skip
+
+    notes.append("in-process sessions use the service's ONNX Runtime options (service/engine.py), spinning off")
+    if "eager" in sections:
+        notes.append(f"eager baseline: torch intra-op threads {args.eager_threads or 'default'} (on this shared "
+                     "machine torch's default of one OpenMP thread per core ran about 10× slower)")  # fmt: skip
+    frames = letterboxed_frames(meta.input_height, meta.input_width)
+    if "model" in sections:
+        say(f"model only: {', '.join(paths)} at batch {plan.batch_sizes}")
+        report["model_only"] = model_only(paths, frames, meta.canonical_focal_px, plan, threads)
+    if "tasks" in sections:
+        say("multi-task vs three single-task networks")
+        report["tasks"] = tasks_section(model_dir, paths["fp32"], frames, meta.canonical_focal_px, plan, threads, tmp)
+    images = [p.read_bytes() for p in sorted(FRAMES_DIR.glob("*.jpg"))]
+    generator = LoadGenerator() if {"service", "eager"} & set(sections) else None
+    try:
+        if "service" in sections:
+            report["service"] = service_section(args, plan, paths[served], frames, meta.canonical_focal_px,
+                                                threads, images, generator, tmp)  # fmt: skip
+        if "eager" in sections:
+            if (model_dir / "model.safetensors").is_file() and EAGER_SCRIPT.is_file():
+                say("PyTorch-eager baseline")
+                report["eager"] = eager_section(model_dir, plan, args.eager_threads, images, generator, tmp)
+            else:
+                notes.append("eager baseline skipped: needs model.safetensors beside the model and benchmarks/")
+    finally:
+        if generator:
+            generator.close()
+    report["targets"] = evaluate_targets(report)
+    report["machine"]["load_average_end"] = list(os.getloadavg())
+    report["seconds"] = round(time.time() - started, 1)
+    return report
+
+
+# --- machine -------------------------------------------------------------------------------------
+
+
+def machine() -> dict:
+    import onnxruntime as ort
+
+    from perception.export.variants import cpu_name
+
+    versions = {"python": platform.python_version(), "onnxruntime": ort.__version__, "numpy": np.__version__}
+    for module in ("torch", "cv2", "fastapi", "uvicorn", "httpx"):
+        with contextlib.suppress(ImportError):
+            versions[module] = __import__(module).__version__
+    return {
+        "cpu": cpu_name(),
+        "cores": os.cpu_count(),
+        "platform": platform.platform(),
+        "load_average_start": [round(x, 2) for x in os.getloadavg()],
+        "versions": versions,
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %z"),
+    }
+
+
+def letterboxed_frames(height: int, width: int) -> np.ndarray:
+    """The real test frames letterboxed to the model's input, uint8 [N, 3, H, W]."""
+    import cv2
+
+    from perception.contract import Letterbox
+
+    frames = []
+    for path in sorted(FRAMES_DIR.glob("*.jpg")):
+        image = cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
+        frames.append(Letterbox.fit(image.shape[1], image.shape[0], width, height).apply(image))
+    return np.ascontiguousarray(np.stack(frames).transpose(0, 3, 1, 2))
+
+
+# --- sections ------------------------------------------------------------------------------------
+
+
+def session(path: Path, threads: int):
+    """A CPU session with the service's options (service/engine.py): full graph optimisation,
+    ``threads`` intra-op threads, one inter-op thread, idle threads sleeping rather than spinning."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def throughput(paths: dict[str, Path], frames: np.ndarray, focal: float, batch_sizes: tuple[int, ...], plan: Plan,
+               threads: int, repeats: int | None = None) -> dict:  # fmt: skip
+    """{batch: {model: {latency_ms, frames_per_s}}}: every model in this process with the same
+    options; repeats interleaved across models (a busy neighbour slows all alike), each at least
+    ``plan.min_seconds`` long; medians over repeats."""
+    from perception.contract import INPUT_FOCAL, INPUT_IMAGES
+
+    sessions = {name: session(path, threads) for name, path in paths.items()}
+    result = {}
+    for batch in batch_sizes:
+        images = np.stack([frames[i % len(frames)] for i in range(batch)])
+        feed = {INPUT_IMAGES: images, INPUT_FOCAL: np.full(batch, focal, np.float32)}
+        runs = {}
+        for name, sess in sessions.items():  # warm up, and size each timing loop
+            sess.run(None, feed)
+            start = time.perf_counter()
+            sess.run(None, feed)
+            runs[name] = max(1, round(plan.min_seconds / max(time.perf_counter() - start, 1e-4)))
+        seconds: dict[str, list[float]] = {name: [] for name in sessions}
+        for _ in range(repeats or plan.repeats):
+            for name, sess in sessions.items():
+                start = time.perf_counter()
+                for _ in range(runs[name]):
+                    sess.run(None, feed)
+                seconds[name].append((time.perf_counter() - start) / runs[name])
+        result[str(batch)] = {
+            name: {"latency_ms": round(1000 * statistics.median(s), 2),
+                   "frames_per_s": round(batch / statistics.median(s), 2)}
+            for name, s in seconds.items()
+        }  # fmt: skip
+    return result
+
+
+def model_only(paths: dict[str, Path], frames: np.ndarray, focal: float, plan: Plan, threads: int) -> dict:
+    """{batch: {variant: {latency_ms, frames_per_s}}}, interleaved repeats, medians."""
+    return throughput(paths, frames, focal, plan.batch_sizes, plan, threads)
+
+
+def tasks_section(model_dir: Path, multi: Path, frames: np.ndarray, focal: float, plan: Plan, threads: int,
+                  tmp: Path) -> dict:  # fmt: skip
+    """One multi-task pass against the three single-task networks (all FP32, batch 1)."""
+    from perception.bench.models import export_single_task
+
+    singles = export_single_task(model_dir, tmp / "single-task")
+    timed = throughput({"multi-task": multi, **singles}, frames, focal, (1,), plan, threads)
+    row = {name: value["latency_ms"] for name, value in timed["1"].items()}
+    three = sum(row[t] for t in singles)
+    return {"latency_ms": row, "three_single_ms": round(three, 3), "ratio": round(row["multi-task"] / three, 3)}
+
+
+def raw_throughput(path: Path, frames: np.ndarray, focal: float, batch: int, plan: Plan, threads: int) -> float:
+    timed = throughput({"raw": path}, frames, focal, (batch,), plan, threads, repeats=max(1, plan.repeats // 2))
+    return timed[str(batch)]["raw"]["frames_per_s"]
+
+
+def load_levels(generator: LoadGenerator, url: str, images: list[bytes], frames_per_request: int,
+                levels: tuple[int, ...], plan: Plan, label: str) -> list[dict]:  # fmt: skip
+    rows = []
+    for concurrency in levels:
+        spec = LoadSpec(url, images, frames_per_request, concurrency, plan.level_requests, plan.level_seconds,
+                        warmup_requests=min(concurrency, plan.level_requests))  # fmt: skip
+        rows.append(generator.run(spec))
+        r = rows[-1]
+        say(f"{label} ×{frames_per_request} c={concurrency}: {r['frames_per_s']} frames/s, p50 {r['p50_ms']} ms, "
+            f"p99 {r['p99_ms']} ms, {r['errors']} errors")  # fmt: skip
+    return rows
+
+
+def service_section(args, plan: Plan, model: Path, frames: np.ndarray, focal: float, threads: int,
+                    images: list[bytes], generator: LoadGenerator, tmp: Path) -> dict:  # fmt: skip
+    env = {
+        "PERCEPTION_INTRA_OP_THREADS": str(threads),
+        "PERCEPTION_MAX_BATCH": str(args.max_batch),
+        "PERCEPTION_MAX_QUEUE_DELAY_MS": str(args.max_queue_delay_ms),
+        "PERCEPTION_LOG_LEVEL": "WARNING",
+    }
+    say(f"raw in-process throughput at batch {args.max_batch} (before the service run)")
+    raw_before = raw_throughput(model, frames, focal, args.max_batch, plan, threads)
+    say(f"service on {model}")
+    server = start_service(model, tmp / "service.log", env)
+    try:
+        single = load_levels(generator, server.url, images, 1, plan.concurrency, plan, "service")
+        multi = load_levels(generator, server.url, images, args.multi_frames, plan.multi_concurrency, plan, "service")
+    finally:
+        stop_server(server)
+    say("raw in-process throughput (after the service run)")
+    raw_after = raw_throughput(model, frames, focal, args.max_batch, plan, threads)
+    return {
+        "model": str(model),
+        "env": env,
+        "single": single,
+        "multi": multi,
+        "raw_frames_per_s": {"before": raw_before, "after": raw_after, "mean": round((raw_before + raw_after) / 2, 2)},
+        "saturation_frames_per_s": max(r["frames_per_s"] for r in single + multi),
+    }
+
+
+def eager_section(model_dir: Path, plan: Plan, threads: int, images: list[bytes], generator: LoadGenerator,
+                  tmp: Path) -> dict:  # fmt: skip
+    server = start_eager(EAGER_SCRIPT, model_dir, tmp / "eager.log", threads)
+    try:
+        single = load_levels(generator, server.url, images, 1, plan.eager_concurrency, plan, "eager")
+    finally:
+        stop_server(server)
+    return {"single": single, "saturation_frames_per_s": max(r["frames_per_s"] for r in single),
+            "threads": threads}  # fmt: skip

@@ -1,0 +1,31 @@
+"""The benchmark suite's smallest run on the tiny model: every section runs and every result file is
+written with the expected keys. Speed targets are measured by ``perception bench``, never asserted here."""
+
+from __future__ import annotations
+
+import json
+
+from perception.cli import main
+
+
+def test_bench_tiny_writes_json_markdown_and_plot(tiny_model, tmp_path):
+    out = tmp_path / "results"
+    assert main(["bench", "--model", str(tiny_model / "1"), "--tiny", "--out", str(out), "--name", "smoke"]) == 0
+
+    report = json.loads((out / "smoke.json").read_text())
+    assert {"machine", "model", "settings", "model_only", "tasks", "service", "eager", "targets"} <= set(report)
+    assert {"cpu", "cores", "load_average_start", "versions"} <= set(report["machine"])
+    assert report["model"]["input"] == [96, 160]
+    assert {"fp32", "int8"} <= set(report["model_only"]["1"])
+    assert report["tasks"]["ratio"] > 0
+    for rows in (report["service"]["single"], report["service"]["multi"], report["eager"]["single"]):
+        assert rows and all(r["requests"] > 0 and r["errors"] == 0 for r in rows)
+        assert {"frames_per_s", "p50_ms", "p95_ms", "p99_ms"} <= set(rows[0])
+    assert report["service"]["multi"][0]["frames_per_request"] == 4
+    assert {"inference_ms", "encode_ms"} <= set(report["service"]["single"][0]["server_stage_mean_ms"])
+    names = {t["name"] for t in report["targets"]}
+    assert len(names) == 5 and all(t["pass"] in (True, False) for t in report["targets"])
+
+    markdown = (out / "smoke.md").read_text()
+    assert "| target | goal | measured | verdict |" in markdown and "smoke.png" in markdown
+    assert (out / "smoke.png").read_bytes().startswith(b"\x89PNG")
