@@ -5,28 +5,32 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import os
 import time
 import uuid
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated
 
-from fastapi import Depends, FastAPI, Query, Request
+from fastapi import Depends, FastAPI, Query, Request, Security
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service.batcher import Batcher, DeadlineExceeded, InferenceFailed, QueueFull
 from service.engine import Engine, ModelError
-from service.imaging import ImageError
+from service.imaging import ImageError, ImageTooLarge
 from service.logs import request_id as current_request_id
 from service.metrics import Metrics
 from service.pipeline import OUTPUTS, FrameInput, Options, Pipeline
 from service.rollout import ModelManager
-from service.schemas import LoadRequest, ModelInfo, ModelRef, PerceiveResponse, Problem
+from service.schemas import LoadRequest, ModelInfo, ModelRef, PerceiveResponse, Problem, Readiness
 from service.security import Keys
 from service.settings import Settings
 
@@ -35,6 +39,9 @@ log = logging.getLogger("service")
 IMAGE_TYPES = ("image/jpeg", "image/png")
 STATIC = Path(__file__).resolve().parent / "static"
 PROBLEM_TYPE = "application/problem+json"
+MAX_ADMIN_BODY = 64 * 1024  # a roll-out request is a short JSON object
+# Documents the Bearer scheme in OpenAPI; the check itself is Keys.check (constant time, own messages).
+BEARER = HTTPBearer(scheme_name="bearer", auto_error=False, description="Authorization: Bearer <key>")
 
 
 class ProblemError(Exception):
@@ -151,7 +158,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestMiddleware, metrics=metrics)
 
     def authorised(admin: bool):
-        def check(request: Request) -> None:
+        def check(request: Request, _: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)]) -> None:
             failure = state.keys.check(request.headers.get("authorization"), admin)
             if failure:
                 status, reason = failure
@@ -170,6 +177,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def on_http(request: Request, exc: StarletteHTTPException):
         return problem(exc.status_code, "HTTP error", str(exc.detail), request_id_of(request))
 
+    @app.exception_handler(Exception)
+    async def on_unexpected(request: Request, exc: Exception):  # a bug: still a problem document, never a page
+        rid = request_id_of(request)
+        log.error("request %s: unexpected %s", rid, type(exc).__name__, exc_info=exc)
+        detail = f"unexpected error (request {rid})"
+        return problem(500, "Internal error", detail, rid, {"X-Request-ID": rid})
+
     @app.exception_handler(RequestValidationError)
     async def on_validation(request: Request, exc: RequestValidationError):
         details = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
@@ -183,7 +197,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def healthz():
         return {"status": "ok"}
 
-    @app.get("/readyz", summary="Readiness: a model is loaded and warmed, and the service is not draining")
+    @app.get(
+        "/readyz",
+        response_model=Readiness,
+        response_model_exclude_none=True,
+        summary="Readiness: a model is loaded and warmed, and the service is not draining",
+        responses={503: {"model": Readiness, "description": "loading or draining"}},
+    )
     async def readyz():
         if state.ready and not state.draining:
             return {"status": "ready", "model": ModelRef(name=state.engine.name, version=state.engine.version)}
@@ -193,7 +213,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def prometheus_metrics():
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    @app.get("/v1/models", response_model=ModelInfo, summary="The model being served", dependencies=[inference_auth])
+    @app.get(
+        "/v1/models",
+        response_model=ModelInfo,
+        summary="The model being served",
+        responses=problems(401, 403, 503),
+        dependencies=[inference_auth],
+    )
     async def models():
         return model_info(require_engine(state))
 
@@ -201,12 +227,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "/v1/models/load",
         response_model=ModelInfo,
         summary="Roll out a model version (admin): load, check, switch atomically; keep the old one on failure",
-        responses={s: {"model": Problem} for s in (401, 403, 409, 422)},
+        responses=problems(401, 403, 409, 413, 415, 422),
+        openapi_extra={"requestBody": load_request_body()},
         dependencies=[admin_auth],
     )
-    async def load_model(body: LoadRequest | None = None):
+    async def load_model(request: Request):
+        # The body is read here, after the key check, and bounded: a LoadRequest parameter would make
+        # FastAPI read a body of any size before checking the key.
+        body = await read_load_request(request)
         try:
-            engine = await state.models.load(body.path if body else None)
+            engine = await state.models.load(body.path)
         except ModelError as exc:
             raise ProblemError(409, "Model refused", f"{exc}; still serving {state.models.describe()}") from exc
         return model_info(engine)
@@ -215,7 +245,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "/v1/perceive",
         response_model=PerceiveResponse,
         summary="Detections, segmentation and depth for one or several camera frames",
-        responses={s: {"model": Problem} for s in (400, 401, 403, 413, 415, 422, 500, 503, 504)},
+        responses=problems(400, 401, 403, 413, 415, 422, 500, 503, 504),
         openapi_extra={"requestBody": perceive_request_body()},
         dependencies=[inference_auth],
     )
@@ -240,6 +270,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
         try:
             prepared = await asyncio.gather(*(pipeline.prepare(f, engine) for f in frames))
+        except ImageTooLarge as exc:
+            raise ProblemError(413, "Image too large", str(exc)) from exc
         except ImageError as exc:
             raise ProblemError(400, "Undecodable image", str(exc)) from exc
         try:
@@ -265,12 +297,32 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         return JSONResponse(response.model_dump(exclude_none=True))
 
+    default_openapi = app.openapi
+
+    def openapi() -> dict:
+        """FastAPI's document, with problem answers under their real media type."""
+        if app.openapi_schema is None:
+            for operation in (op for path in default_openapi()["paths"].values() for op in path.values()):
+                for answer in operation["responses"].values():
+                    content = answer.get("content", {})
+                    if content.get("application/json", {}).get("schema") == PROBLEM_SCHEMA:
+                        answer["content"] = {PROBLEM_TYPE: content["application/json"]}
+        return app.openapi_schema
+
+    app.openapi = openapi
     return app
 
 
+PROBLEM_SCHEMA = {"$ref": "#/components/schemas/Problem"}
+
+
+def problems(*statuses: int) -> dict:
+    """OpenAPI entries for answers that are RFC 9457 problems."""
+    return {status: {"model": Problem} for status in statuses}
+
+
 def require_engine(state: State) -> Engine:
-    if state.draining:
-        raise ProblemError(503, "Draining", "the service is shutting down", {"Retry-After": "1"})
+    # While draining, uvicorn accepts no new connections; requests already in hand are answered in full.
     if state.engine is None or not state.ready:
         raise ProblemError(503, "Not ready", "the model is still loading", {"Retry-After": "1"})
     return state.engine
@@ -338,6 +390,28 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+async def read_load_request(request: Request) -> LoadRequest:
+    """The optional JSON body of a roll-out request (empty: the newest version)."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    body = await read_body(request, MAX_ADMIN_BODY)
+    if not body.strip():
+        return LoadRequest()
+    if content_type != "application/json":
+        raise ProblemError(415, "Unsupported media type", "send the roll-out request as application/json")
+    try:
+        return LoadRequest.model_validate_json(body)
+    except ValidationError as exc:
+        details = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in exc.errors())
+        raise ProblemError(422, "Invalid request", details) from exc
+
+
+def load_request_body() -> dict:
+    return {
+        "required": False,
+        "content": {"application/json": {"schema": LoadRequest.model_json_schema()}},
+    }
+
+
 async def read_frames(request: Request, settings: Settings) -> list[FrameInput]:
     """One frame from a raw JPEG/PNG body, or several from multipart/form-data."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -394,6 +468,8 @@ def parse_metadata(raw, count: int) -> list[dict]:
         items = json.loads(raw)
     except json.JSONDecodeError as exc:
         raise ProblemError(422, "Invalid metadata", f"'metadata' is not valid JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise ProblemError(422, "Invalid metadata", "'metadata' is nested too deeply") from exc
     if not isinstance(items, list) or len(items) != count:
         raise ProblemError(
             422, "Invalid metadata", f"'metadata' must be a JSON array of {count} objects, one per frame"
@@ -409,6 +485,8 @@ def parse_metadata(raw, count: int) -> list[dict]:
                 continue
             if isinstance(value, bool) or not isinstance(value, FRAME_FIELDS[key]):
                 raise ProblemError(422, "Invalid metadata", f"metadata[{i}].{key} has the wrong type")
+            if isinstance(value, float) and not math.isfinite(value):  # json.loads accepts NaN and Infinity
+                raise ProblemError(422, "Invalid metadata", f"metadata[{i}].{key} must be a finite number")
             if key in ("camera_id", "frame_id") and len(value) > 256:
                 raise ProblemError(422, "Invalid metadata", f"metadata[{i}].{key} is longer than 256 characters")
         focal = item.get("focal_px")

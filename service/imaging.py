@@ -17,16 +17,65 @@ class ImageError(ValueError):
     """The bytes are not an image this service can read."""
 
 
+class ImageTooLarge(ImageError):
+    """The image declares more pixels than the service decodes."""
+
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+JPEG_SOI = b"\xff\xd8"
+# JPEG start-of-frame markers (baseline, progressive, lossless, arithmetic); C4, C8 and CC are not frames.
+JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+
+
+def declared_size(data: bytes) -> tuple[int, int]:
+    """(width, height) from a PNG's IHDR or a JPEG's start-of-frame segment, read before any pixel
+    is decoded, so a small file that declares a huge image (a decompression bomb) is refused
+    without allocating it. Raises ImageError for anything that is not a JPEG or PNG."""
+    if data.startswith(PNG_SIGNATURE):
+        if len(data) < 24 or data[12:16] != b"IHDR":
+            raise ImageError("the image could not be decoded (truncated PNG: no IHDR header)")
+        return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    if not data.startswith(JPEG_SOI):
+        raise ImageError("the image could not be decoded (not a JPEG or PNG)")
+    i = 2
+    while i + 4 <= len(data):  # walk the segments up to the frame header
+        if data[i] != 0xFF:
+            break
+        marker = data[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        if marker == 0x01 or 0xD0 <= marker <= 0xD7:  # markers without a length
+            i += 2
+            continue
+        if marker in (0xD9, 0xDA):  # end of image or start of scan before any frame header
+            break
+        length = int.from_bytes(data[i + 2 : i + 4], "big")
+        if marker in JPEG_SOF:
+            if length < 7 or i + 9 > len(data):
+                break
+            return int.from_bytes(data[i + 7 : i + 9], "big"), int.from_bytes(data[i + 5 : i + 7], "big")
+        i += 2 + length
+    raise ImageError("the image could not be decoded (corrupt or truncated JPEG: no frame header)")
+
+
 def decode_image(data: bytes, max_pixels: int) -> np.ndarray:
     """JPEG or PNG bytes → uint8 RGB [H, W, 3]. EXIF orientation is applied, 16-bit images are
-    reduced to 8 bits, grey and alpha images become RGB."""
+    reduced to 8 bits, grey and alpha images become RGB. The declared size is checked against
+    ``max_pixels`` before decoding (ImageTooLarge); other formats OpenCV could read are refused."""
     if not data:
         raise ImageError("the image is empty (0 bytes)")
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    width, height = declared_size(data)
+    if width * height > max_pixels:
+        raise ImageTooLarge(f"the image declares {width}x{height} pixels, more than {max_pixels}")
+    try:
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    except cv2.error as exc:  # OpenCV raises for some malformed headers instead of returning None
+        raise ImageError("the image could not be decoded (OpenCV refused it as malformed)") from exc
     if image is None:
         raise ImageError("the image could not be decoded (corrupt, truncated or not a JPEG/PNG)")
     if image.shape[0] * image.shape[1] > max_pixels:
-        raise ImageError(f"the image has {image.shape[1]}x{image.shape[0]} pixels, more than {max_pixels}")
+        raise ImageTooLarge(f"the image has {image.shape[1]}x{image.shape[0]} pixels, more than {max_pixels}")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 

@@ -106,3 +106,8 @@ class LoadRequest(BaseModel):
         "omitted: the newest version",
         max_length=1024,
     )
+
+
+class Readiness(BaseModel):
+    status: Literal["ready", "loading", "draining"]
+    model: ModelRef | None = Field(None, description="the model being served (ready)")
