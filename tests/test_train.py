@@ -18,9 +18,11 @@ def read_metrics(run) -> list[dict]:
 
 def test_losses_fall_and_run_folder_is_complete(tiny_run):
     rows = read_metrics(tiny_run)
-    first, last = rows[0], rows[-1]
-    for term in ("det_cls", "det_box", "seg", "depth"):
-        assert float(last[term]) < float(first[term]), f"{term}: {first[term]} → {last[term]}"
+    for term in ("loss", "det_cls", "det_box", "seg", "depth"):  # means of 3 logged batches: less noise
+        first = sum(float(r[term]) for r in rows[:3]) / 3
+        last = sum(float(r[term]) for r in rows[-3:]) / 3
+        assert last < first, f"{term}: {first:.3f} → {last:.3f}"
+    assert float(rows[-1]["loss"]) < 0.6 * float(rows[0]["loss"])
     for name in (CHECKPOINT, WEIGHTS, "config.json", "training_curves.png"):
         assert (tiny_run / name).exists(), name
     assert list((tiny_run / "tensorboard").glob("events.*"))
