@@ -145,6 +145,7 @@ def write_markdown(report: dict, path: Path, plot_name: str) -> str:
 def write_plot(report: dict, path: Path) -> None:
     """Latency percentiles and frames per second against concurrency, one line per server and request kind."""
     import matplotlib
+    import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -168,6 +169,7 @@ def write_plot(report: dict, path: Path) -> None:
         fps.axhline(report["service"]["raw_frames_per_s"]["mean"], color="grey", ls=":", label="raw model")
     for ax, title in ((lat, "latency per request (ms)"), (fps, "frames per second")):
         ax.set_xscale("log", base=2)
+        ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%d"))
         ax.set_xlabel("concurrent requests")
         ax.set_title(title)
         ax.grid(alpha=0.3)
