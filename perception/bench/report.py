@@ -77,7 +77,9 @@ def markdown(report: dict, plot_name: str) -> str:
         + (" (random-init weights)" if model["random_init"] else ""),
         "",
         f"{m['cpu']}; load average at start {' / '.join(f'{x:.2f}' for x in m['load_average_start'])} "
-        f"(1/5/15 min); {m['date']}; " + ", ".join(f"{k} {v}" for k, v in m["versions"].items()) + ".",
+        f"(1/5/15 min); {m['date']}; commit {m.get('git', 'unknown')}, recipe {model.get('recipe_hash', '?')}; "
+        + ", ".join(f"{k} {v}" for k, v in m["versions"].items())
+        + ".",
         f"ONNX Runtime CPU, {settings['threads']} intra-op threads; service: {settings['served_variant']}, "
         f"max batch {settings['max_batch']}, max queue delay {settings['max_queue_delay_ms']} ms. "
         f"Full run {report.get('seconds', 0):.0f} s.",

@@ -112,7 +112,8 @@ def run(args: argparse.Namespace, plan: Plan, sections: list[str], tmp: Path) ->
     meta = ModelMetadata.from_props(session.get_modelmeta().custom_metadata_map)
     del session
     report["model"] = {"path": str(model_dir), "name": meta.name, "version": meta.version,
-                       "input": [meta.input_height, meta.input_width], "random_init": args.random_init}  # fmt: skip
+                       "input": [meta.input_height, meta.input_width], "random_init": args.random_init,
+                       "recipe_hash": meta.recipe_hash}  # fmt: skip
 
     gpu = "CUDAExecutionProvider" in ort.get_available_providers() and Path("/dev/nvidiactl").exists()
     if not gpu:
@@ -183,7 +184,21 @@ def machine() -> dict:
         "load_average_start": [round(x, 2) for x in os.getloadavg()],
         "versions": versions,
         "date": time.strftime("%Y-%m-%d %H:%M:%S %z"),
+        "git": git_revision(),
     }
+
+
+def git_revision() -> str:
+    """The checkout's commit, with "+changes" when tracked files differ from it."""
+    import subprocess
+
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
+                               capture_output=True, text=True)  # fmt: skip
+    except OSError:
+        return "unknown"
+    return commit.stdout.strip() + ("+changes" if dirty.stdout.strip() else "") if commit.returncode == 0 else "unknown"
 
 
 def letterboxed_frames(height: int, width: int) -> np.ndarray:
