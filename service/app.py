@@ -245,17 +245,38 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "/v1/perceive",
         response_model=PerceiveResponse,
         summary="Detections, segmentation and depth for one or several camera frames",
-        responses=problems(400, 401, 403, 413, 415, 422, 500, 503, 504),
+        responses={
+            200: {"content": {"application/json": {"example": PERCEIVE_EXAMPLE}}},
+            **problems(400, 401, 403, 413, 415, 422, 500, 503, 504),
+        },
         openapi_extra={"requestBody": perceive_request_body()},
         dependencies=[inference_auth],
     )
     async def perceive(
         request: Request,
-        outputs: str = Query(",".join(OUTPUTS), description="comma list of detections, segmentation, depth"),
-        segmentation_encoding: str = Query("png", pattern="^(png|rle)$"),
-        depth_encoding: str = Query("png16", pattern="^(png16|float16)$"),
-        score_threshold: float = Query(0.25, ge=0, le=1),
-        output_scale: float = Query(1.0, gt=0, le=1, description="dense outputs' size relative to the image"),
+        outputs: str = Query(
+            ",".join(OUTPUTS),
+            description="comma list of detections, segmentation, depth",
+            examples=["detections,segmentation,depth", "detections"],
+        ),
+        segmentation_encoding: str = Query(
+            "png",
+            pattern="^(png|rle)$",
+            description="png: 8-bit PNG of class ids; rle: run lengths + class ids",
+            examples=["png", "rle"],
+        ),
+        depth_encoding: str = Query(
+            "png16",
+            pattern="^(png16|float16)$",
+            description="png16: 16-bit PNG × scale m; float16: raw metres",
+            examples=["png16", "float16"],
+        ),
+        score_threshold: float = Query(
+            0.25, ge=0, le=1, description="drop detections below this score", examples=[0.25, 0.5]
+        ),
+        output_scale: float = Query(
+            1.0, gt=0, le=1, description="dense outputs' size relative to the image", examples=[1.0, 0.5]
+        ),
     ):
         received = time.monotonic()
         rid = request_id_of(request)
@@ -494,6 +515,23 @@ def parse_metadata(raw, count: int) -> list[dict]:
             raise ProblemError(422, "Invalid metadata", f"metadata[{i}].focal_px must lie in [1, 100000] pixels")
         parsed.append({k: item.get(k) for k in FRAME_FIELDS})
     return parsed
+
+
+PERCEIVE_EXAMPLE = {
+    "request_id": "63e997da0c6544b99fd18cbe6a72083f",
+    "model": {"name": "drivenet", "version": "1"},
+    "frames": [{
+        "index": 0, "camera_id": "front", "width": 1280, "height": 720,
+        "detections": [{"class_id": 0, "class_name": "car", "score": 0.91, "box": [979.4, 327.1, 1181.6, 454.8]}],
+        "segmentation": {"encoding": "png", "width": 1280, "height": 720, "data": "iVBORw0KGgo…",
+                         "classes": [{"id": 0, "name": "road", "color": [128, 64, 128]}]},
+        "depth": {"encoding": "png16", "width": 1280, "height": 720, "scale": 0.00390625, "unit": "m",
+                  "data": "iVBORw0KGgo…"},
+        "batch_size": 2,
+        "timings": {"decode_ms": 5.1, "queue_ms": 0.4, "inference_ms": 31.0, "postprocess_ms": 1.2,
+                    "encode_ms": 8.8, "total_ms": 47.9},
+    }],
+}  # fmt: skip
 
 
 def perceive_request_body() -> dict:
