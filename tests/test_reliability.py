@@ -401,7 +401,9 @@ def test_sigterm_under_load_loses_no_request(tiny_model, frames, tmp_path):
           f"{len(after)} after it ({sorted({str(r[1]) + ' ' + r[2] for r in after})}); exit code {code}")  # fmt: skip
     assert len(before) >= 6
     assert all(r[1] == 200 and r[2] == "ok" for r in before), [r for r in before if r[1] != 200]
-    clean_refusals = {"ConnectError", "RemoteProtocolError"}  # port closed, or closed before any answer
+    # Port closed, closed before any answer, or reset while still in the kernel's listen backlog when
+    # the listener closed (ReadError): the server never processed these, so a retry is safe.
+    clean_refusals = {"ConnectError", "RemoteProtocolError", "ReadError"}
     for sent, status, note in racing + after:
         assert (status == 200 and note == "ok") or status == 503 or (status is None and note in clean_refusals), (
             sent - t, status, note)  # fmt: skip
