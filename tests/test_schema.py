@@ -37,7 +37,7 @@ def server(tiny_model, tmp_path_factory) -> RunningServer:
 def fuzz(operation, mode: GenerationMode, key: dict[str, str], seen: Counter):
     """A hypothesis test that sends generated cases for one operation and validates each answer."""
 
-    @settings(max_examples=EXAMPLES, deadline=None, database=None, phases=[Phase.generate],
+    @settings(max_examples=EXAMPLES, deadline=None, database=None, phases=[Phase.generate], derandomize=True,
               suppress_health_check=list(HealthCheck))  # fmt: skip
     @given(case=operation.as_strategy(generation_mode=mode))
     def check(case):
