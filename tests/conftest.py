@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
 import sys
-import time
 from pathlib import Path
 
-import httpx
 import numpy as np
 import pytest
+
+from perception.bench.load import Server as RunningServer
+from perception.bench.load import free_port, stop_server
+from perception.bench.load import start_server as launch
 
 REPO = Path(__file__).resolve().parent.parent
 FRAMES = sorted((REPO / "tests" / "data" / "frames").glob("*.jpg"))
@@ -95,45 +94,11 @@ def tiny_model(tiny_run, tmp_path_factory) -> Path:
     return root
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class RunningServer:
-    def __init__(self, process: subprocess.Popen, url: str, log: Path):
-        self.process, self.url, self.log = process, url, log
-
-
 def start_server(env_overrides: dict[str, str], log: Path, timeout_s: float = 90.0) -> RunningServer:
-    """``perception serve`` in a subprocess on a free loopback port; returns once /readyz is 200."""
+    """``python -m service`` in a subprocess on a free loopback port; returns once /readyz is 200."""
     port = free_port()
-    env = {**os.environ, "PERCEPTION_HOST": "127.0.0.1", "PERCEPTION_PORT": str(port), **env_overrides}
-    handle = log.open("w")
-    process = subprocess.Popen([sys.executable, "-m", "service"], env=env, stdout=handle, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    end = time.monotonic() + timeout_s
-    while time.monotonic() < end:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode}: {log.read_text()[-3000:]}")
-        try:
-            if httpx.get(url + "/readyz", timeout=1).status_code == 200:
-                return RunningServer(process, url, log)
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    process.kill()
-    raise RuntimeError(f"server not ready in {timeout_s} s: {log.read_text()[-3000:]}")
-
-
-def stop_server(server: RunningServer) -> int:
-    server.process.terminate()
-    try:
-        return server.process.wait(30)
-    except subprocess.TimeoutExpired:
-        server.process.kill()
-        return server.process.wait()
+    env = {"PERCEPTION_HOST": "127.0.0.1", "PERCEPTION_PORT": str(port), **env_overrides}
+    return launch([sys.executable, "-m", "service"], env, port, log, "/readyz", timeout_s)
 
 
 @pytest.fixture(scope="module")
