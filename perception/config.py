@@ -22,7 +22,7 @@ class ModelConfig:
     neck_channels: int = 64
     det_channels: int = 48
     det_strides: list[int] = field(default_factory=lambda: [8, 16, 32])
-    dense_channels: int = 32  # segmentation and depth decoders
+    dense_channels: int = 48  # the segmentation and depth decoder (shared)
     input_height: int = 384
     input_width: int = 640
     canonical_focal_px: float = 500.0  # depth is predicted as if seen by a camera with this focal length
@@ -54,7 +54,7 @@ class TrainConfig:
     lr: float = 2e-3
     weight_decay: float = 0.05
     warmup_steps: int = 500
-    amp: bool = True  # bfloat16 autocast on CPU, float16 with a grad scaler on CUDA
+    amp: bool = True  # bfloat16 autocast (AMX/AVX-512 CPUs and CUDA): no grad scaler needed
     ema_decay: float = 0.9998
     grad_clip: float = 10.0
     task_weights: dict = field(default_factory=lambda: {"detection": 1.0, "segmentation": 1.0, "depth": 1.0})

@@ -132,8 +132,9 @@ def markdown(rows: dict, seeds: list[int], latency: dict | None) -> str:
     )
     if latency:
         lines.append(
-            f"Latency (ONNX Runtime, batch 1, median): one multi-task pass {latency['multi_ms']:.1f} ms; three "
-            f"single-task passes back to back {latency['singles_ms']:.1f} ms; ratio {latency['ratio']:.2f}."
+            f"Latency (ONNX Runtime, batch 1, {latency['input']}, median): one multi-task pass "
+            f"{latency['multi_ms']:.1f} ms; three single-task passes back to back {latency['singles_ms']:.1f} ms; "
+            f"ratio {latency['ratio']:.2f}."
         )
     return "\n".join(lines)
 
@@ -156,26 +157,34 @@ def plot(rows: dict, out: Path) -> None:
     plt.close(fig)
 
 
-def multitask_latency(weights: Path) -> dict:
+def multitask_latency(config: Config, height: int, width: int) -> dict:
     """One multi-task pass against the three single-task networks run back to back (ONNX Runtime,
-    batch 1, same backbone and input size, interleaved repeats in one process): the bench's measure."""
+    batch 1, the study's architecture at ``height`` x ``width``, interleaved repeats in one process):
+    the bench's measure. Weights do not change the cost, so the networks are exported untrained:
+    a study with a reduced input size still reports the latency at the size that ships."""
     import os
     import tempfile
 
+    import torch
+
     from perception.bench.run import PLANS, letterboxed_frames, tasks_section
     from perception.export import MODEL_FILE, export_model
-    from perception.export.reference import load_trained
+    from perception.model.net import MultiTaskNet
+    from perception.train import WEIGHTS, save_weights
 
-    _, config = load_trained(weights)
+    model = replace(config.model, input_height=height, input_width=width, tasks=list(TASKS))
+    config = replace(config, model=model)
     with tempfile.TemporaryDirectory() as tmp:
+        torch.manual_seed(0)
+        save_weights(MultiTaskNet(model).eval(), config, Path(tmp))
         folder = Path(tmp) / "1"
-        export_model(weights, folder, eval_count=0)
-        frames = letterboxed_frames(config.model.input_height, config.model.input_width)
-        timed = tasks_section(folder, folder / MODEL_FILE, frames, config.model.canonical_focal_px, PLANS["full"],
+        export_model(Path(tmp) / WEIGHTS, folder, eval_count=0)
+        frames = letterboxed_frames(height, width)
+        timed = tasks_section(folder, folder / MODEL_FILE, frames, model.canonical_focal_px, PLANS["full"],
                               os.cpu_count() or 1, Path(tmp))  # fmt: skip
     row = timed["latency_ms"]
     return {"multi_ms": row["multi-task"], "singles_ms": timed["three_single_ms"], "ratio": timed["ratio"],
-            "each_ms": row}  # fmt: skip
+            "each_ms": row, "input": f"{width}x{height}"}  # fmt: skip
 
 
 def study_command(args: argparse.Namespace) -> int:
@@ -188,7 +197,8 @@ def study_command(args: argparse.Namespace) -> int:
     rows = summarise(results, methods, seeds)
     latency = None
     if not args.no_latency:
-        latency = multitask_latency(args.out / f"multi_{methods[0]}_s{seeds[0]}" / "model.safetensors")
+        width, height = (int(v) for v in args.latency_size.lower().split("x"))
+        latency = multitask_latency(base, height, width)
     table = markdown(rows, seeds, latency)
     (args.out / "study.json").write_text(json.dumps({"rows": rows, "latency": latency, "seeds": seeds}, indent=2))
     (args.out / "study.md").write_text(table + "\n")

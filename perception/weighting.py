@@ -42,7 +42,7 @@ def per_task(losses: dict[str, Tensor]) -> dict[str, Tensor]:
 def shared_parameters(model: nn.Module) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
     """The parameters every task uses (backbone and neck), and the last shared stage (the neck),
     on which GradNorm measures gradient norms. The FPN has no single last layer that all tasks use
-    (detection reads strides 8-32, the dense heads stride 4), so the whole neck stands in for it."""
+    (detection reads strides 8-32, the dense decoder stride 8), so the whole neck stands in for it."""
     last = [p for p in model.neck.parameters() if p.requires_grad]
     shared = [p for p in model.backbone.parameters() if p.requires_grad] + last
     return shared, last

@@ -142,8 +142,14 @@ def test_full_queue_is_503_with_retry_after_at_once(server, frames):
 
 def test_metrics_cover_requests_stages_batches_and_model(server):
     text = httpx.get(server.url + "/metrics").text
-    for name in ("perception_requests_total", "perception_stage_seconds_bucket", "perception_batch_size_bucket",
-                 "perception_queue_depth", "perception_frames_total", 'perception_model_info{name="drivenet"'):
+    for name in (
+        "perception_requests_total",
+        "perception_stage_seconds_bucket",
+        "perception_batch_size_bucket",
+        "perception_queue_depth",
+        "perception_frames_total",
+        'perception_model_info{name="drivenet"',
+    ):
         assert name in text, name  # fmt: skip
     assert 'route="/v1/perceive",status="200"' in text
 

@@ -22,13 +22,21 @@ def test_tiny_study_writes_table_and_plot(tmp_path):
     out = tmp_path / "study"
     overrides = ["model.input_height=96", "model.input_width=160", "train.steps=3", "train.batch_size=2",
                  "train.warmup_steps=1", "train.log_every=1", "data.workers=0", "data.train_length=16"]  # fmt: skip
-    args = ["study", str(REPO / "configs" / "drivenet.toml"), "--out", str(out), "--methods", "famo", "--seeds",
-            "0", "--eval-count", "4", "--no-latency", *[a for o in overrides for a in ("--set", o)]]  # fmt: skip
+    args = ["study", str(REPO / "configs" / "drivenet.toml"), "--out", str(out), "--methods", "famo", "--seeds", "0",
+            "--eval-count", "4", "--latency-size", "160x96", *[a for o in overrides for a in ("--set", o)]]  # fmt: skip
     assert main(args) == 0
     report = json.loads((out / "study.json").read_text())
     assert set(report["rows"]) == {"single-task (3 networks)", "famo"}
     assert all(len(row["delta_m"]) == 1 for row in report["rows"].values())
     assert "Δm" in (out / "study.md").read_text()
+    latency = report["latency"]  # one multi-task pass against three single-task ones, at the asked size
+    assert latency["input"] == "160x96" and set(latency["each_ms"]) == {
+        "multi-task",
+        "detection",
+        "segmentation",
+        "depth",
+    }
+    assert 0 < latency["ratio"] < 1
     assert (out / "study.png").stat().st_size > 1000
     # Running it again resumes: finished runs are read back, not retrained.
     stamp = (out / "multi_famo_s0" / "result.json").stat().st_mtime
