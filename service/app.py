@@ -274,8 +274,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         score_threshold: float = Query(
             0.25, ge=0, le=1, description="drop detections below this score", examples=[0.25, 0.5]
         ),
-        output_scale: float = Query(
-            1.0, gt=0, le=1, description="dense outputs' size relative to the image", examples=[1.0, 0.5]
+        output_scale: float | None = Query(
+            None,
+            gt=0,
+            le=1,
+            description="dense outputs' size relative to the image (1: the image's own size); by default the "
+            "model's resolution over the image (640x360 for a 1280x720 frame into a 640x384 model), never "
+            "larger than the image: upsampling adds bytes, not information",
+            examples=[1.0, 0.5],
         ),
     ):
         received = time.monotonic()

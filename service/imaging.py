@@ -31,6 +31,15 @@ def declared_size(data: bytes) -> tuple[int, int]:
     """(width, height) from a PNG's IHDR or a JPEG's start-of-frame segment, read before any pixel
     is decoded, so a small file that declares a huge image (a decompression bomb) is refused
     without allocating it. Raises ImageError for anything that is not a JPEG or PNG."""
+    width, height = _declared_size(data)
+    if width == 0 or height == 0:
+        raise ImageError(f"the image could not be decoded (it declares {width}x{height} pixels)")
+    return width, height
+
+
+def _declared_size(data: bytes) -> tuple[int, int]:
+    if not data:
+        raise ImageError("the image is empty (0 bytes)")
     if data.startswith(PNG_SIGNATURE):
         if len(data) < 24 or data[12:16] != b"IHDR":
             raise ImageError("the image could not be decoded (truncated PNG: no IHDR header)")
@@ -59,17 +68,32 @@ def declared_size(data: bytes) -> tuple[int, int]:
     raise ImageError("the image could not be decoded (corrupt or truncated JPEG: no frame header)")
 
 
-def decode_image(data: bytes, max_pixels: int) -> np.ndarray:
-    """JPEG or PNG bytes → uint8 RGB [H, W, 3]. EXIF orientation is applied, 16-bit images are
-    reduced to 8 bits, grey and alpha images become RGB. The declared size is checked against
-    ``max_pixels`` before decoding (ImageTooLarge); other formats OpenCV could read are refused."""
-    if not data:
-        raise ImageError("the image is empty (0 bytes)")
+REDUCED_COLOR = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
+                 8: cv2.IMREAD_REDUCED_COLOR_8}  # fmt: skip
+
+
+def jpeg_reduction(data: bytes, width: int, height: int, need_w: int, need_h: int) -> int:
+    """The largest factor (1, 2, 4 or 8) by which a JPEG of ``width`` x ``height`` can be decoded
+    (libjpeg's DCT scaling: a 1280x720 frame decodes to 640x360 in about a third of the time)
+    and still be at least ``need_w`` x ``need_h`` either way round (EXIF may rotate it). 1 for PNG,
+    whose reduced decoding is a full decode and a plain resize."""
+    if not data.startswith(JPEG_SOI):
+        return 1
+    short, long = sorted((width, height))
+    need_short, need_long = sorted((need_w, need_h))
+    return max((r for r in REDUCED_COLOR if short // r >= need_short and long // r >= need_long), default=1)
+
+
+def decode_image(data: bytes, max_pixels: int, reduction: int = 1) -> np.ndarray:
+    """JPEG or PNG bytes → uint8 RGB [H, W, 3], optionally decoded at 1/``reduction`` of its size.
+    EXIF orientation is applied, 16-bit images are reduced to 8 bits, grey and alpha images become
+    RGB. The declared size is checked against ``max_pixels`` before decoding (ImageTooLarge); other
+    formats OpenCV could read are refused."""
     width, height = declared_size(data)
     if width * height > max_pixels:
         raise ImageTooLarge(f"the image declares {width}x{height} pixels, more than {max_pixels}")
     try:
-        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), REDUCED_COLOR[reduction])
     except cv2.error as exc:  # OpenCV raises for some malformed headers instead of returning None
         raise ImageError("the image could not be decoded (OpenCV refused it as malformed)") from exc
     if image is None:

@@ -14,7 +14,7 @@ import numpy as np
 from perception.contract import Letterbox
 from service.batcher import Batcher, Result
 from service.engine import Engine
-from service.imaging import DEPTH_PNG_SCALE, decode_image, depth_to_uint16, png_base64
+from service.imaging import DEPTH_PNG_SCALE, declared_size, decode_image, depth_to_uint16, jpeg_reduction, png_base64
 from service.schemas import Depth, Detection, FrameResult, Segmentation, SegmentationClass, Timings
 
 OUTPUTS = ("detections", "segmentation", "depth")
@@ -28,7 +28,7 @@ class Options:
     segmentation_encoding: str = "png"  # png | rle
     depth_encoding: str = "png16"  # png16 | float16
     score_threshold: float = 0.25
-    output_scale: float = 1.0  # size of dense outputs relative to the original image
+    output_scale: float | None = None  # dense outputs' size relative to the image; None: the model's own
 
 
 @dataclass
@@ -49,10 +49,16 @@ class Prepared:
 
 
 def prepare(frame: FrameInput, engine: Engine, max_pixels: int) -> Prepared:
+    """Decode (JPEGs at the smallest scale that still covers the model input) and letterbox. The
+    letterbox is fitted to the image's full size, so boxes and maps map back to original pixels."""
     started = time.perf_counter()
-    image = decode_image(frame.data, max_pixels)
     md = engine.metadata
-    box = Letterbox.fit(image.shape[1], image.shape[0], md.input_width, md.input_height)
+    width, height = declared_size(frame.data)
+    fits = [Letterbox.fit(w, h, md.input_width, md.input_height) for w, h in ((width, height), (height, width))]
+    need_w, need_h = max(f.new_w for f in fits), max(f.new_h for f in fits)
+    image = decode_image(frame.data, max_pixels, jpeg_reduction(frame.data, width, height, need_w, need_h))
+    rotated = width != height and (image.shape[1] > image.shape[0]) != (width > height)  # EXIF orientation
+    box = fits[1] if rotated else fits[0]
     pixels = np.ascontiguousarray(box.apply(image).transpose(2, 0, 1))
     focal = frame.focal_px * box.scale if frame.focal_px else md.default_focal_px
     return Prepared(pixels, box, float(focal), time.perf_counter() - started)
@@ -81,10 +87,11 @@ def finish(frame: FrameInput, index: int, prep: Prepared, result: Result, option
                       box=[round(float(v), 2) for v in b])
             for b, s, c in zip(boxes, rows[:, 4], rows[:, 5], strict=True)
         ]  # fmt: skip
+    scale = options.output_scale or min(box.scale, 1.0)  # by default no bigger than what the model saw
     if "segmentation" in options.outputs:
-        semantic = box.map_to_source(out["semantic"], nearest=True, out_scale=options.output_scale)
+        semantic = box.map_to_source(out["semantic"], nearest=True, out_scale=scale)
     if "depth" in options.outputs:
-        depth = box.map_to_source(out["depth"], nearest=False, out_scale=options.output_scale)
+        depth = box.map_to_source(out["depth"], nearest=False, out_scale=scale)
     postprocess_s = time.perf_counter() - started
 
     started = time.perf_counter()

@@ -288,8 +288,11 @@ def test_unusual_but_valid_images_are_answered(client, name):
     assert r.status_code == 200, r.text
     frame = r.json()["frames"][0]
     assert (frame["width"], frame["height"]) == (width, height)
-    assert decode_png(frame["segmentation"]["data"]).shape == (height, width)
-    assert decode_png(frame["depth"]["data"]).shape == (height, width)
+    md = client.app.state.perception.engine.metadata  # maps: the model's resolution, never above the image's
+    scale = min(md.input_width / width, md.input_height / height, 1.0)
+    map_shape = (max(1, round(height * scale)), max(1, round(width * scale)))
+    assert decode_png(frame["segmentation"]["data"]).shape == map_shape
+    assert decode_png(frame["depth"]["data"]).shape == map_shape
     for det in frame["detections"]:
         x1, y1, x2, y2 = det["box"]
         assert 0 <= x1 <= x2 <= width and 0 <= y1 <= y2 <= height

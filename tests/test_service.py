@@ -20,7 +20,8 @@ def decode_png(data: str, flags=cv2.IMREAD_UNCHANGED) -> np.ndarray:
     return cv2.imdecode(np.frombuffer(base64.b64decode(data), np.uint8), flags)
 
 
-def check_frame_answer(frame: dict, width: int, height: int, classes: list[str]) -> None:
+def check_frame_answer(frame: dict, width: int, height: int, classes: list[str], map_size: tuple[int, int]) -> None:
+    """``map_size``: (width, height) the dense outputs should have."""
     assert (frame["width"], frame["height"]) == (width, height)
     for det in frame["detections"]:
         x1, y1, x2, y2 = det["box"]
@@ -28,11 +29,11 @@ def check_frame_answer(frame: dict, width: int, height: int, classes: list[str])
         assert det["class_name"] == classes[det["class_id"]]
     seg = frame["segmentation"]
     semantic = decode_png(seg["data"])
-    assert semantic.shape == (height, width) and semantic.dtype == np.uint8
+    assert semantic.shape == map_size[::-1] and semantic.dtype == np.uint8
     assert semantic.max() < len(seg["classes"])
     depth = frame["depth"]
     depth_m = decode_png(depth["data"]).astype(np.float32) * depth["scale"]
-    assert depth_m.shape == (height, width) and depth_m.max() > 0
+    assert depth_m.shape == map_size[::-1] and depth_m.max() > 0
     assert set(frame["timings"]) >= {"decode_ms", "queue_ms", "inference_ms", "postprocess_ms", "encode_ms", "total_ms"}
 
 
@@ -54,7 +55,23 @@ def test_one_jpeg_gives_all_three_outputs_from_one_run(client, frames):
     assert answer["model"] == {"name": engine.name, "version": engine.version}
     assert r.headers["x-request-id"] == answer["request_id"]
     (frame,) = answer["frames"]
-    check_frame_answer(frame, 1280, 720, engine.metadata.detection_classes)
+    # dense outputs come at the model's resolution over the image: 640x384 input, 1280x720 frame
+    check_frame_answer(frame, 1280, 720, engine.metadata.detection_classes, (640, 360))
+
+
+def test_dense_outputs_at_the_asked_scale(client, frames):
+    """output_scale=1 gives maps aligned pixel for pixel with the image; 0.25 a quarter of it; a
+    small image's maps are never larger than the image."""
+    body = frames[0].read_bytes()
+    for query, size in (("output_scale=1", (1280, 720)), ("output_scale=0.25", (320, 180))):
+        r = client.post(f"/v1/perceive?{query}", content=body, headers={"Content-Type": "image/jpeg"})
+        assert r.status_code == 200, r.text
+        (frame,) = r.json()["frames"]
+        check_frame_answer(frame, 1280, 720, client.app.state.perception.engine.metadata.detection_classes, size)
+    small = cv2.imencode(".png", cv2.resize(cv2.imread(str(frames[0])), (320, 180)))[1].tobytes()
+    r = client.post("/v1/perceive", content=small, headers={"Content-Type": "image/png"})
+    (frame,) = r.json()["frames"]
+    check_frame_answer(frame, 320, 180, client.app.state.perception.engine.metadata.detection_classes, (320, 180))
 
 
 def test_wrong_content_type_is_a_415_problem(client):
@@ -77,7 +94,9 @@ def test_real_server_over_loopback(bundled_server, frames):
         frame = r.json()["frames"][0]
         image = cv2.imread(str(path))
         models = httpx.get(bundled_server.url + "/v1/models").json()
-        check_frame_answer(frame, image.shape[1], image.shape[0], models["detection_classes"])
+        h, w = image.shape[:2]
+        check_frame_answer(frame, w, h, models["detection_classes"], (round(w * 384 / h), 384) if w / h < 640 / 384 else
+                           (640, round(h * 640 / w)))  # fmt: skip
     assert httpx.get(bundled_server.url + "/healthz").json() == {"status": "ok"}
     assert json.loads(httpx.get(bundled_server.url + "/readyz").text)["status"] == "ready"
 

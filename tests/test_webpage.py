@@ -58,9 +58,9 @@ def test_page_draws_the_answer(page, frames, bundled_server):
     overlay = page.evaluate(DISTINCT_COLOURS, "overlay")
     assert (overlay["width"], overlay["height"]) == (1280, 720)
     assert overlay["colours"] > 100, overlay  # the photo with boxes, not a blank canvas
-    for canvas in ("segmentation", "depth"):
+    for canvas in ("segmentation", "depth"):  # drawn at the maps' own size: the model's resolution
         drawn = page.evaluate(DISTINCT_COLOURS, canvas)
-        assert (drawn["width"], drawn["height"]) == (1280, 720) and drawn["colours"] > 10, (canvas, drawn)
+        assert (drawn["width"], drawn["height"]) == (640, 360) and drawn["colours"] > 10, (canvas, drawn)
 
     rows = page.eval_on_selector_all("#timings tbody tr", "rows => rows.map(r => r.innerText)")
     names = [r.split("\t")[0] for r in rows]
