@@ -16,8 +16,6 @@ from pathlib import Path
 
 import numpy as np
 
-CARD_BEGIN, CARD_END = "<!-- card:begin -->", "<!-- card:end -->"
-
 
 def hardware() -> str:
     cpu = platform.processor() or platform.machine()
@@ -123,13 +121,18 @@ def render(name: str, version: str, config: dict, metrics: dict, training: dict,
     return "\n".join(lines)
 
 
-def write_card(card: Path, body: str) -> None:
-    """Replace this module's section of ``card`` (or create the card), keeping other sections."""
-    section = f"{CARD_BEGIN}\n{body}\n{CARD_END}"
-    text = card.read_text() if card.exists() else ""
-    if CARD_BEGIN in text and CARD_END in text:
-        head, rest = text.split(CARD_BEGIN, 1)
-        text = head + section + rest.split(CARD_END, 1)[1]
+def write_section(card: Path, name: str, body: str, first: bool = False) -> None:
+    """Put ``body`` between ``<!-- name:begin -->`` and ``<!-- name:end -->`` in ``card`` (created if
+    missing), replacing an earlier copy and keeping every other section; a new section goes at the
+    end, or at the top with ``first``."""
+    begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+    block = f"{begin}\n{body}\n{end}"
+    text = card.read_text() if card.is_file() else ""
+    if begin in text and end in text:
+        head, rest = text.split(begin, 1)
+        text = head + block + rest.split(end, 1)[1]
+    elif first:
+        text = block + ("\n\n" + text if text else "\n")
     else:
-        text = section + ("\n\n" + text if text else "\n")
+        text = (text.rstrip() + "\n\n" if text.strip() else "") + block + "\n"
     card.write_text(text)

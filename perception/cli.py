@@ -60,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     study.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
     study.add_argument("--no-latency", action="store_true", help="skip the multi- vs single-task latency run")
     study.add_argument("--latency-size", default="640x384", help="input WxH at which latency is measured")
+    study.add_argument("--card", type=Path, help="a model card (card.md) to put the study's table in")
     study.set_defaults(run=_handler("perception.study:study_command"))
 
     evaluate = commands.add_parser("eval", help="evaluate a checkpoint or an exported model on held-out data")

@@ -203,5 +203,13 @@ def study_command(args: argparse.Namespace) -> int:
     (args.out / "study.json").write_text(json.dumps({"rows": rows, "latency": latency, "seeds": seeds}, indent=2))
     (args.out / "study.md").write_text(table + "\n")
     plot(rows, args.out / "study.png")
+    if args.card:
+        from perception.card import write_section
+
+        budget = (f"Study budget (reduced from the bundled recipe): {base.train.steps} steps × batch "
+                  f"{base.train.batch_size} at {base.model.input_width}×{base.model.input_height} per run, "
+                  f"{args.eval_count} held-out frames per score, `perception study {args.config} "
+                  f"--seeds {args.seeds} --methods {args.methods}`.")  # fmt: skip
+        write_section(args.card, "study", f"## Does sharing pay? (the study)\n\n{budget}\n\n{table}")
     print(table)
     return 0

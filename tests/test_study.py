@@ -23,7 +23,8 @@ def test_tiny_study_writes_table_and_plot(tmp_path):
     overrides = ["model.input_height=96", "model.input_width=160", "train.steps=3", "train.batch_size=2",
                  "train.warmup_steps=1", "train.log_every=1", "data.workers=0", "data.train_length=16"]  # fmt: skip
     args = ["study", str(REPO / "configs" / "drivenet.toml"), "--out", str(out), "--methods", "famo", "--seeds", "0",
-            "--eval-count", "4", "--latency-size", "160x96", *[a for o in overrides for a in ("--set", o)]]  # fmt: skip
+            "--eval-count", "4", "--latency-size", "160x96", "--card", str(tmp_path / "card.md"),
+            *[a for o in overrides for a in ("--set", o)]]  # fmt: skip
     assert main(args) == 0
     report = json.loads((out / "study.json").read_text())
     assert set(report["rows"]) == {"single-task (3 networks)", "famo"}
@@ -38,6 +39,8 @@ def test_tiny_study_writes_table_and_plot(tmp_path):
     }
     assert 0 < latency["ratio"] < 1
     assert (out / "study.png").stat().st_size > 1000
+    card = (tmp_path / "card.md").read_text()
+    assert card.count("<!-- study:begin -->") == 1 and "Δm" in card and "3 steps × batch 2 at 160×96" in card
     # Running it again resumes: finished runs are read back, not retrained.
     stamp = (out / "multi_famo_s0" / "result.json").stat().st_mtime
     assert main(args) == 0

@@ -107,7 +107,7 @@ def evaluate_exported(model_path: Path, count: int) -> dict:
 
 
 def write_model_card(net, config, out: Path, metrics: dict, weights: Path, command: str) -> None:
-    from perception.card import gflops, hardware, onnx_latency_ms, render, training_summary, write_card
+    from perception.card import gflops, hardware, onnx_latency_ms, render, training_summary, write_section
 
     cfg = config.model
     facts = {
@@ -120,7 +120,7 @@ def write_model_card(net, config, out: Path, metrics: dict, weights: Path, comma
     }
     training = training_summary(weights.parent)
     body = render(config.name, out.name, config.to_dict(), metrics, training, facts)
-    write_card(out / "card.md", body)
+    write_section(out / "card.md", "card", body, first=True)
 
 
 def export_command(args: argparse.Namespace) -> int:

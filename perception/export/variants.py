@@ -28,13 +28,13 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
+from perception.card import write_section
 from perception.contract import INPUT_FOCAL, INPUT_IMAGES, MODEL_FILE, ModelMetadata, write_checksum
 
 VARIANT_KEY = "variant"  # metadata_props key: fp32 (absent), fp16 or int8
 VARIANTS = ("fp16", "int8")
 NMS_PREFIX = "nms/"
 THREADS = 2  # intra-op threads for every session made here (this machine has 2 cores)
-CARD_BEGIN, CARD_END = "<!-- variants:begin -->", "<!-- variants:end -->"
 
 
 # --- which nodes keep full precision -------------------------------------------------------------
@@ -383,7 +383,7 @@ def compare_variants(
     }
     if write:
         (model_dir / "variants.json").write_text(json.dumps(report, indent=2) + "\n")
-        write_card_section(model_dir / "card.md", card_section(report))
+        write_section(model_dir / "card.md", "variants", card_section(report))
     return report
 
 
@@ -420,18 +420,6 @@ def card_section(report: dict) -> str:
             f"| {name} | " + " | ".join(cells) + " | " + " | ".join(speeds) + f" | {report['sizes_mb'][name]} |"
         )
     return "\n".join(lines)
-
-
-def write_card_section(card: Path, section: str) -> None:
-    """Put ``section`` between the variants markers in ``card``, replacing an earlier one."""
-    text = card.read_text() if card.is_file() else ""
-    block = f"{CARD_BEGIN}\n{section}\n{CARD_END}"
-    if CARD_BEGIN in text and CARD_END in text:
-        before, rest = text.split(CARD_BEGIN, 1)
-        text = before + block + rest.split(CARD_END, 1)[1]
-    else:
-        text = (text.rstrip() + "\n\n" if text.strip() else "") + block + "\n"
-    card.write_text(text)
 
 
 def variants_command(args: argparse.Namespace) -> int:
