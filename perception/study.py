@@ -41,7 +41,10 @@ def run_configs(base: Config, methods: list[str], seeds: list[int]) -> dict[str,
             train = replace(base.train, seed=seed, weighting="fixed")
             runs[f"single_{task}_s{seed}"] = replace(base, model=model, train=train)
         for method in methods:
-            train = replace(base.train, seed=seed, weighting=method)
+            kwargs = dict(base.train.weighting_kwargs) if method == base.train.weighting else {}
+            if method == "dwa":  # DWA compares loss windows ("epochs"): 20 of them whatever the budget
+                kwargs.setdefault("window", max(10, base.train.steps // 20))
+            train = replace(base.train, seed=seed, weighting=method, weighting_kwargs=kwargs)
             runs[f"multi_{method}_s{seed}"] = replace(base, train=train)
     return runs
 

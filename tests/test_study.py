@@ -7,7 +7,9 @@ import json
 import pytest
 
 from perception.cli import main
-from perception.study import delta_m
+from perception.config import load_config
+from perception.study import delta_m, run_configs
+from perception.weighting import build_weighting
 from tests.conftest import REPO
 
 
@@ -16,6 +18,19 @@ def test_delta_m_is_sign_corrected_mean_relative_change():
     better = {"detection.mAP50": 0.55, "segmentation.mIoU": 0.8, "depth.AbsRel": 0.09}
     assert delta_m(better, single) == pytest.approx(100 * (0.1 + 0.0 + 0.1) / 3)
     assert delta_m(single, single) == 0.0
+
+
+def test_runs_share_budget_and_seeds_and_dwa_windows_fit_the_budget():
+    base = load_config(REPO / "configs" / "study.toml")
+    runs = run_configs(base, ["fixed", "dwa"], [0, 1])
+    assert sorted(runs) == sorted([f"single_{t}_s{s}" for t in ("detection", "segmentation", "depth") for s in (0, 1)]
+                                  + [f"multi_{m}_s{s}" for m in ("fixed", "dwa") for s in (0, 1)])  # fmt: skip
+    assert {c.train.steps for c in runs.values()} == {base.train.steps}
+    assert runs["multi_dwa_s1"].train.seed == 1 and runs["single_depth_s1"].model.tasks == ["depth"]
+    # DWA re-weights once per window after two windows: with its default 200-step window a 400-step
+    # study would never leave the fixed weights
+    window = build_weighting("dwa", ["detection"], {}, **runs["multi_dwa_s0"].train.weighting_kwargs).window
+    assert window * 3 <= base.train.steps
 
 
 def test_tiny_study_writes_table_and_plot(tmp_path):
