@@ -397,10 +397,14 @@ def test_sigterm_under_load_loses_no_request(tiny_model, frames, tmp_path):
     after = [r for r in results if r[0] > t]
     racing = [r for r in results if t - 0.05 <= r[0] <= t]
     print(f"\nSIGTERM under load: {len(before)} requests sent before the signal (statuses "
-          f"{sorted({r[1] for r in before})}), {len(racing)} within 50 ms of it ({[r[1:] for r in racing]}), "
+          f"{sorted({str(r[1:]) for r in before})}), {len(racing)} within 50 ms of it ({[r[1:] for r in racing]}), "
           f"{len(after)} after it ({sorted({str(r[1]) + ' ' + r[2] for r in after})}); exit code {code}")  # fmt: skip
     assert len(before) >= 6
-    assert all(r[1] == 200 and r[2] == "ok" for r in before), [r for r in before if r[1] != 200]
+    # "sent" is stamped before connecting: on a starved machine a client thread may only reach
+    # connect() after the listener closed, and a refused connection never reached the server
+    assert all((r[1] == 200 and r[2] == "ok") or (r[1] is None and r[2] == "ConnectError") for r in before), [
+        r for r in before if r[1] != 200]  # fmt: skip
+    assert sum(r[1] == 200 for r in before) >= 6
     # Port closed, closed before any answer, or reset while still in the kernel's listen backlog when
     # the listener closed (ReadError): the server never processed these, so a retry is safe.
     clean_refusals = {"ConnectError", "RemoteProtocolError", "ReadError"}
