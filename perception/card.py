@@ -99,6 +99,9 @@ def render(name: str, version: str, config: dict, metrics: dict, training: dict,
         "## Model",
         f"- input {config['model']['input_width']}×{config['model']['input_height']}, backbone "
         f"`{config['model']['backbone']}` {config['model']['backbone_kwargs']}, tasks {config['model']['tasks']}",
+        "- feature pyramid at strides 8-32; anchor-free detection head (separable convolutions) at strides "
+        f"{config['model']['det_strides']}; one stride-4 decoder shared by segmentation and depth (backbone "
+        "stride-4 features + pyramid stride 8), its outputs upsampled to the input size",
         f"- {facts['gflops']:.2f} GFLOPs per frame (torch FlopCounterMode: 2 FLOPs per multiply-add), "
         f"{facts['params_m']:.2f} M parameters",
         f"- ONNX Runtime CPU latency, batch 1: {facts['latency_ms']:.1f} ms median ({facts['hardware']})",
@@ -106,6 +109,8 @@ def render(name: str, version: str, config: dict, metrics: dict, training: dict,
         "## Training",
         f"- data: `{config['data']['dataset']}`, split `{config['data']['train_split']}`, "
         f"seed {config['data']['seed']}",
+        f"- task weighting: `{config['train'].get('weighting', 'fixed')}`, task weights "
+        f"{config['train'].get('task_weights')}",
         f"- steps: {training.get('steps', '?')} × batch {config['train']['batch_size']}; wall time "
         f"{training.get('wall_time_h', 0):.2f} h on {training.get('hardware', facts['hardware'])}",
         f"- command: `{training.get('command', 'perception train CONFIG')}`",
