@@ -175,8 +175,9 @@ class MultiTaskNet(nn.Module):
             classes = upsample(out["seg_logits"], half).argmax(1, keepdim=True).to(torch.uint8)
             result["semantic"] = F.interpolate(classes, size=size, mode="nearest")[:, 0]
         if "depth" in self.tasks:
-            scale = focal_px.float().view(-1, 1, 1) / self.config.canonical_focal_px
-            result["depth"] = upsample(out["log_depth"].float(), size)[:, 0].exp() * scale
+            # metres at stride 4 (exp and the focal scaling on 1/16 of the pixels), then upsampled
+            log_scale = (focal_px.float() / self.config.canonical_focal_px).log().view(-1, 1, 1, 1)
+            result["depth"] = upsample((out["log_depth"].float() + log_scale).exp(), size)[:, 0]
         return result
 
 
