@@ -110,8 +110,13 @@ if hasattr(cv2, "IMWRITE_PNG_FILTER"):  # OpenCV ≥ 4.10
     PNG_PARAMS += [cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_SUB]
 
 
+# 16-bit depth: zlib's run-length strategy (matches of distance 1 only) on the Sub-filtered rows is a
+# third faster than full matching for files about 15 % larger (640x360 depth: 3.8 vs 5.6 ms).
+DEPTH_PNG_PARAMS = [*PNG_PARAMS, cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE]
+
+
 def png_base64(plane: np.ndarray) -> str:
-    ok, buf = cv2.imencode(".png", plane, PNG_PARAMS)
+    ok, buf = cv2.imencode(".png", plane, DEPTH_PNG_PARAMS if plane.dtype == np.uint16 else PNG_PARAMS)
     if not ok:
         raise RuntimeError("PNG encoding failed")
     return base64.b64encode(buf.tobytes()).decode("ascii")
