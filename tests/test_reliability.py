@@ -354,7 +354,9 @@ def test_clients_that_disconnect_leak_nothing(server, frames):
     print(f"\ndisconnects: 140 abandoned requests; server threads {baseline['Threads']} -> "
           f"{[r['Threads'] for r in rounds]}, RSS {baseline['VmRSS'] / 1024:.0f} -> "
           f"{[round(r['VmRSS'] / 1024) for r in rounds]} MB")  # fmt: skip
-    assert rounds[-1]["Threads"] <= rounds[0]["Threads"] + 1 and after["Threads"] <= baseline["Threads"] + 8
+    # 35 abandoned requests a round: a per-request leak adds dozens of threads a round, a pool filling up
+    # to its size adds a few in all
+    assert rounds[-1]["Threads"] - rounds[0]["Threads"] <= 4 and after["Threads"] <= baseline["Threads"] + 8
     assert after["VmRSS"] - rounds[0]["VmRSS"] < 20 * 1024 and after["VmRSS"] - baseline["VmRSS"] < 50 * 1024
     r = httpx.post(server.url + "/v1/perceive", content=body, headers=JPEG, timeout=30)
     assert r.status_code == 200
