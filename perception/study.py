@@ -168,20 +168,13 @@ def multitask_latency(config: Config, height: int, width: int) -> dict:
     import os
     import tempfile
 
-    import torch
-
+    from perception.bench.models import export_random_init
     from perception.bench.run import PLANS, letterboxed_frames, tasks_section
-    from perception.export import MODEL_FILE, export_model
-    from perception.model.net import MultiTaskNet
-    from perception.train import WEIGHTS, save_weights
+    from perception.export import MODEL_FILE
 
     model = replace(config.model, input_height=height, input_width=width, tasks=list(TASKS))
-    config = replace(config, model=model)
     with tempfile.TemporaryDirectory() as tmp:
-        torch.manual_seed(0)
-        save_weights(MultiTaskNet(model).eval(), config, Path(tmp))
-        folder = Path(tmp) / "1"
-        export_model(Path(tmp) / WEIGHTS, folder, eval_count=0)
+        folder = export_random_init(Path(tmp), replace(config, model=model))
         frames = letterboxed_frames(height, width)
         timed = tasks_section(folder, folder / MODEL_FILE, frames, model.canonical_focal_px, PLANS["full"],
                               os.cpu_count() or 1, Path(tmp))  # fmt: skip

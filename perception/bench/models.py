@@ -6,28 +6,31 @@ from __future__ import annotations
 import json
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from perception.export import MODEL_FILE
 
+if TYPE_CHECKING:
+    from perception.config import Config
 
-def export_random_init(out: Path, height: int | None = None, width: int | None = None, seed: int = 0) -> Path:
-    """``MultiTaskNet(ModelConfig())`` with random weights, exported to ``out``/1/ (no evaluation).
-    Same architecture and cost as a trained model of the default config. Returns the version folder."""
+
+def export_random_init(out: Path, config: Config | None = None, seed: int = 0) -> Path:
+    """The network of ``config`` (default: ``ModelConfig()`` defaults) with random weights, exported
+    to ``out``/1/ (no evaluation). Same architecture and cost as a trained model of that config.
+    Returns the version folder."""
     import torch
 
     from perception.config import load_config
     from perception.export import export_model
     from perception.model.net import MultiTaskNet
-    from perception.train import save_weights
+    from perception.train import WEIGHTS, save_weights
 
-    overrides = [f"model.input_height={height}"] if height else []
-    overrides += [f"model.input_width={width}"] if width else []
-    config = load_config(None, overrides)
+    config = config or load_config(None)
     torch.manual_seed(seed)
     net = MultiTaskNet(config.model).eval()
     with tempfile.TemporaryDirectory() as tmp:
         save_weights(net, config, Path(tmp))
-        export_model(Path(tmp) / "model.safetensors", out / "1", eval_count=0)
+        export_model(Path(tmp) / WEIGHTS, out / "1", eval_count=0)
     return out / "1"
 
 
