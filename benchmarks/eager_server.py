@@ -62,9 +62,9 @@ def create_app(weights: Path) -> FastAPI:
             for b, sc, c in zip(box.boxes_to_source(rows), s[keep].tolist(), cls[keep].tolist(), strict=True)
             if sc >= 0.25
         ]  # fmt: skip
-        scale = min(box.scale, 1.0)  # the maps at the size the service returns by default
-        semantic = box.map_to_source(pred["semantic"][0].numpy(), nearest=True, out_scale=scale)
-        depth = box.map_to_source(pred["depth"][0].numpy(), nearest=False, out_scale=scale)
+        # the maps at the size the service returns by default
+        semantic = box.map_to_source(pred["semantic"][0].numpy(), nearest=True, out_scale=box.output_scale)
+        depth = box.map_to_source(pred["depth"][0].numpy(), nearest=False, out_scale=box.output_scale)
         depth16 = np.clip(np.rint(depth / DEPTH_PNG_SCALE), 0, 65535).astype(np.uint16)
         h, w = semantic.shape
         return {

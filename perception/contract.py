@@ -120,6 +120,12 @@ class Letterbox:
         out[self.pad_y : self.pad_y + self.new_h, self.pad_x : self.pad_x + self.new_w] = resized
         return out
 
+    @property
+    def output_scale(self) -> float:
+        """Dense outputs' default size relative to the source: the model's own resolution over the
+        image, never larger than the image (upsampling adds bytes, not information)."""
+        return min(self.scale, 1.0)
+
     def boxes_to_source(self, boxes: np.ndarray) -> np.ndarray:
         """Boxes [N, 4] x1, y1, x2, y2 in model pixels → source-image pixels, clipped."""
         out = np.empty_like(boxes, dtype=np.float32)

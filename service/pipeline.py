@@ -87,7 +87,7 @@ def finish(frame: FrameInput, index: int, prep: Prepared, result: Result, option
                       box=[round(float(v), 2) for v in b])
             for b, s, c in zip(boxes, rows[:, 4], rows[:, 5], strict=True)
         ]  # fmt: skip
-    scale = options.output_scale or min(box.scale, 1.0)  # by default no bigger than what the model saw
+    scale = options.output_scale or box.output_scale
     if "segmentation" in options.outputs:
         semantic = box.map_to_source(out["semantic"], nearest=True, out_scale=scale)
     if "depth" in options.outputs:

@@ -117,7 +117,8 @@ class MultiTaskNet(nn.Module):
         if config.pretrained:
             load_backbone_weights(self.backbone, Path(config.pretrained))
         channels = self.backbone.feature_info.channels()  # at strides 4, 8, 16, 32
-        self.neck = FeaturePyramidNetwork(channels[1:], config.neck_channels)  # strides 8, 16, 32
+        self.pyramid_strides = self.backbone.feature_info.reduction()[1:]  # 8, 16, 32: the first stays out
+        self.neck = FeaturePyramidNetwork(channels[1:], config.neck_channels)
         c = config.neck_channels
         if "detection" in self.tasks:
             self.detection = DetectionHead(c, config.det_channels, len(DETECTION_CLASSES), config.det_strides)
@@ -149,13 +150,13 @@ class MultiTaskNet(nn.Module):
         """As ``forward``, with the dense outputs at stride 4."""
         feats = self.backbone(x)
         pyramid = list(self.neck(OrderedDict((str(i), f) for i, f in enumerate(feats[1:]))).values())
-        by_stride = dict(zip((8, 16, 32), pyramid, strict=True))
+        by_stride = dict(zip(self.pyramid_strides, pyramid, strict=True))
         out: dict[str, Tensor] = {}
         if "detection" in self.tasks:
             logits, distances, points, strides = self.detection([by_stride[s] for s in self.config.det_strides])
             out.update(det_logits=logits, det_distances=distances, det_points=points, det_strides=strides)
         if hasattr(self, "dense"):
-            out.update(self.dense(feats[0], by_stride[8]))
+            out.update(self.dense(feats[0], pyramid[0]))
         return out
 
     def predict(self, images: Tensor, focal_px: Tensor) -> dict[str, Tensor]:
