@@ -525,17 +525,17 @@ def parse_metadata(raw, count: int) -> list[dict]:
 
 PERCEIVE_EXAMPLE = {
     "request_id": "63e997da0c6544b99fd18cbe6a72083f",
-    "model": {"name": "drivenet", "version": "1"},
+    "model": {"name": "drivenet", "version": "2"},
     "frames": [{
         "index": 0, "camera_id": "front", "width": 1280, "height": 720,
         "detections": [{"class_id": 0, "class_name": "car", "score": 0.91, "box": [979.4, 327.1, 1181.6, 454.8]}],
-        "segmentation": {"encoding": "png", "width": 1280, "height": 720, "data": "iVBORw0KGgo…",
+        "segmentation": {"encoding": "png", "width": 640, "height": 360, "data": "iVBORw0KGgo…",
                          "classes": [{"id": 0, "name": "road", "color": [128, 64, 128]}]},
-        "depth": {"encoding": "png16", "width": 1280, "height": 720, "scale": 0.00390625, "unit": "m",
+        "depth": {"encoding": "png16", "width": 640, "height": 360, "scale": 0.00390625, "unit": "m",
                   "data": "iVBORw0KGgo…"},
         "batch_size": 2,
-        "timings": {"decode_ms": 5.1, "queue_ms": 0.4, "inference_ms": 31.0, "postprocess_ms": 1.2,
-                    "encode_ms": 8.8, "total_ms": 47.9},
+        "timings": {"decode_ms": 3.0, "queue_ms": 0.1, "inference_ms": 15.6, "postprocess_ms": 0.2,
+                    "encode_ms": 5.0, "total_ms": 24.7},
     }],
 }  # fmt: skip
 
