@@ -25,8 +25,6 @@ from perception.classes import DETECTION_CLASSES
 from perception.contract import Letterbox
 from perception.export.reference import load_trained
 
-DEPTH_PNG_SCALE = 1 / 256
-
 
 def png_base64(plane: np.ndarray) -> str:
     ok, buf = cv2.imencode(".png", plane, [cv2.IMWRITE_PNG_COMPRESSION, 1])
@@ -65,13 +63,12 @@ def create_app(weights: Path) -> FastAPI:
         # the maps at the size the service returns by default
         semantic = box.map_to_source(pred["semantic"][0].numpy(), nearest=True, out_scale=box.output_scale)
         depth = box.map_to_source(pred["depth"][0].numpy(), nearest=False, out_scale=box.output_scale)
-        depth16 = np.clip(np.rint(depth / DEPTH_PNG_SCALE), 0, 65535).astype(np.uint16)
         h, w = semantic.shape
         return {
             "detections": detections,
             "segmentation": {"encoding": "png", "width": w, "height": h, "data": png_base64(semantic)},
-            "depth": {"encoding": "png16", "width": w, "height": h, "scale": DEPTH_PNG_SCALE,
-                      "data": png_base64(depth16)},
+            "depth": {"encoding": "float16", "width": w, "height": h,
+                      "data": base64.b64encode(depth.astype("<f2").tobytes()).decode("ascii")},
         }  # fmt: skip
 
     return app

@@ -43,10 +43,9 @@ def onnx_latency_ms(model_path: Path, height: int, width: int, repeats: int = 15
     import onnxruntime as ort
 
     from perception.contract import INPUT_FOCAL, INPUT_IMAGES
+    from service.engine import session_options
 
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads or (os.cpu_count() or 1)
-    session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(str(model_path), session_options(threads), providers=["CPUExecutionProvider"])
     feed = {
         INPUT_IMAGES: np.random.default_rng(0).integers(0, 256, (1, 3, height, width), dtype=np.uint8),
         INPUT_FOCAL: np.array([500.0], np.float32),

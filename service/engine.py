@@ -70,21 +70,27 @@ class Outputs:
         return {name: value[i] for name, value in self.arrays.items()}
 
 
+def session_options(intra_op_threads: int = 0) -> ort.SessionOptions:
+    """The served session's options, also used wherever a model is timed (bench, variants, card):
+    full graph optimisation, ``intra_op_threads`` threads (0: one per core), one inter-op thread."""
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = intra_op_threads or (os.cpu_count() or 1)
+    options.inter_op_num_threads = 1
+    # Idle intra-op threads sleep instead of spinning: spinning took the cores that decode and
+    # encode (the frames thread pool) need between runs (benchmarks/results).
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return options
+
+
 class Engine:
     """One model version, ready to run. ``runs`` counts ``InferenceSession.run`` calls."""
 
     def __init__(self, path: Path, providers: str = "auto", intra_op_threads: int = 0):
         self.path = resolve_model_path(Path(path))
         self.checksum = self._check_checksum()
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.intra_op_num_threads = intra_op_threads or (os.cpu_count() or 1)
-        options.inter_op_num_threads = 1
-        # Idle intra-op threads sleep instead of spinning: spinning took the cores that decode and
-        # encode (the frames thread pool) need between runs (benchmarks/results).
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
-            self.session = self._session(options, choose_providers(providers))
+            self.session = self._session(session_options(intra_op_threads), choose_providers(providers))
         except Exception as exc:  # onnxruntime raises several unrelated types for a bad file
             raise ModelError(f"{self.path}: cannot be loaded: {exc}") from exc
         self.provider = self.session.get_providers()[0]

@@ -26,7 +26,7 @@ class Options:
 
     outputs: frozenset[str] = frozenset(OUTPUTS)
     segmentation_encoding: str = "png"  # png | rle
-    depth_encoding: str = "png16"  # png16 | float16
+    depth_encoding: str = "float16"  # float16 | png16
     score_threshold: float = 0.25
     output_scale: float | None = None  # dense outputs' size relative to the image; None: the model's own
 

@@ -91,8 +91,9 @@ def test_rle_and_png_segmentations_agree(client, frames):
 
 
 def test_png16_and_float16_depths_agree(client, frames):
-    png16 = client.perceive([frames[4]], outputs="depth")["frames"][0]["depth"]
-    half = client.perceive([frames[4]], outputs="depth", depth_encoding="float16")["frames"][0]["depth"]
+    png16 = client.perceive([frames[4]], outputs="depth", depth_encoding="png16")["frames"][0]["depth"]
+    half = client.perceive([frames[4]], outputs="depth")["frames"][0]["depth"]  # the default
+    assert (png16["encoding"], half["encoding"]) == ("png16", "float16")
     a, b = decode_depth(png16), decode_depth(half)
     assert a.shape == b.shape == (360, 640) and a.dtype == b.dtype == np.float32
     assert np.isfinite(b).all() and (b > 0).mean() > 0.99

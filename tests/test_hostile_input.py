@@ -24,6 +24,7 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from perception.client import decode_depth
 from service.app import create_app
 from service.imaging import ImageError, ImageTooLarge, declared_size, decode_image
 from service.settings import Settings
@@ -292,7 +293,7 @@ def test_unusual_but_valid_images_are_answered(client, name):
     scale = min(md.input_width / width, md.input_height / height, 1.0)
     map_shape = (max(1, round(height * scale)), max(1, round(width * scale)))
     assert decode_png(frame["segmentation"]["data"]).shape == map_shape
-    assert decode_png(frame["depth"]["data"]).shape == map_shape
+    assert decode_depth(frame["depth"]).shape == map_shape
     for det in frame["detections"]:
         x1, y1, x2, y2 = det["box"]
         assert 0 <= x1 <= x2 <= width and 0 <= y1 <= y2 <= height

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
+from perception.client import decode_depth
 from service.app import create_app
 from service.settings import Settings
 from tests.conftest import BUNDLED_MODEL
@@ -32,7 +33,7 @@ def check_frame_answer(frame: dict, width: int, height: int, classes: list[str],
     assert semantic.shape == map_size[::-1] and semantic.dtype == np.uint8
     assert semantic.max() < len(seg["classes"])
     depth = frame["depth"]
-    depth_m = decode_png(depth["data"]).astype(np.float32) * depth["scale"]
+    depth_m = decode_depth(depth)
     assert depth_m.shape == map_size[::-1] and depth_m.max() > 0
     assert set(frame["timings"]) >= {"decode_ms", "queue_ms", "inference_ms", "postprocess_ms", "encode_ms", "total_ms"}
 

@@ -218,16 +218,12 @@ def letterboxed_frames(height: int, width: int) -> np.ndarray:
 
 
 def session(path: Path, threads: int):
-    """A CPU session with the service's options (service/engine.py): full graph optimisation,
-    ``threads`` intra-op threads, one inter-op thread, idle threads sleeping rather than spinning."""
+    """A CPU session with the service's options (service/engine.py)."""
     import onnxruntime as ort
 
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    from service.engine import session_options
+
+    return ort.InferenceSession(str(path), session_options(threads), providers=["CPUExecutionProvider"])
 
 
 def throughput(paths: dict[str, Path], frames: np.ndarray, focal: float, batch_sizes: tuple[int, ...], plan: Plan,

@@ -265,11 +265,10 @@ def make_variants(model_dir: Path, variants: tuple[str, ...] = VARIANTS, calibra
 
 
 def session(path: Path, threads: int = THREADS) -> ort.InferenceSession:
-    """A CPU session with the same options for every variant."""
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    return ort.InferenceSession(str(_model_file(path)), options, providers=["CPUExecutionProvider"])
+    """A CPU session with the service's options (service/engine.py), the same for every variant."""
+    from service.engine import session_options
+
+    return ort.InferenceSession(str(_model_file(path)), session_options(threads), providers=["CPUExecutionProvider"])
 
 
 def variant_paths(model_dir: Path) -> dict[str, Path]:
