@@ -74,14 +74,12 @@ REDUCED_COLOR = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMRE
 
 def jpeg_reduction(data: bytes, width: int, height: int, need_w: int, need_h: int) -> int:
     """The largest factor (1, 2, 4 or 8) by which a JPEG of ``width`` x ``height`` can be decoded
-    (libjpeg's DCT scaling: a 1280x720 frame decodes to 640x360 in about a third of the time)
-    and still be at least ``need_w`` x ``need_h`` either way round (EXIF may rotate it). 1 for PNG,
-    whose reduced decoding is a full decode and a plain resize."""
+    (libjpeg's DCT scaling: a 1280x720 frame decodes to 640x360 in under half the time) and still
+    be at least ``need_w`` x ``need_h``, all in the file's own orientation. 1 for PNG, whose reduced
+    decoding is a full decode and a plain resize."""
     if not data.startswith(JPEG_SOI):
         return 1
-    short, long = sorted((width, height))
-    need_short, need_long = sorted((need_w, need_h))
-    return max((r for r in REDUCED_COLOR if short // r >= need_short and long // r >= need_long), default=1)
+    return max((r for r in REDUCED_COLOR if width // r >= need_w and height // r >= need_h), default=1)
 
 
 def decode_image(data: bytes, max_pixels: int, reduction: int = 1) -> np.ndarray:

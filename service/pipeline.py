@@ -55,7 +55,9 @@ def prepare(frame: FrameInput, engine: Engine, max_pixels: int) -> Prepared:
     md = engine.metadata
     width, height = declared_size(frame.data)
     fits = [Letterbox.fit(w, h, md.input_width, md.input_height) for w, h in ((width, height), (height, width))]
-    need_w, need_h = max(f.new_w for f in fits), max(f.new_h for f in fits)
+    # in the file's orientation: what the upright fit needs, and what the fit of the image turned a
+    # quarter by its EXIF orientation needs (its width is the file's height)
+    need_w, need_h = max(fits[0].new_w, fits[1].new_h), max(fits[0].new_h, fits[1].new_w)
     image = decode_image(frame.data, max_pixels, jpeg_reduction(frame.data, width, height, need_w, need_h))
     rotated = width != height and (image.shape[1] > image.shape[0]) != (width > height)  # EXIF orientation
     box = fits[1] if rotated else fits[0]

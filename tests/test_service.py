@@ -115,3 +115,20 @@ def test_io_binding_path_gives_the_same_answers(frames):
     bound = engine.run(images, focal).arrays
     for name, value in plain.items():
         np.testing.assert_array_equal(bound[name], value)
+
+
+def test_dashcam_jpegs_are_decoded_at_half_size(frames, monkeypatch):
+    """A 1280x720 JPEG into the 640x384 model needs only libjpeg's half-size decode (640x360, half the
+    time); the letterboxed pixels are within a few levels of a full decode resized down."""
+    from service import pipeline
+    from service.engine import Engine
+
+    engine = Engine(BUNDLED_MODEL)
+    reductions = []
+    decode = pipeline.decode_image
+    monkeypatch.setattr(pipeline, "decode_image", lambda *a: reductions.append(a[2]) or decode(*a))
+    data = frames[0].read_bytes()
+    prepared = pipeline.prepare(pipeline.FrameInput(data), engine, 10**8)
+    assert reductions == [2]
+    full = pipeline.Letterbox.fit(1280, 720, 640, 384).apply(decode(data, 10**8, 1)).transpose(2, 0, 1)
+    assert np.abs(prepared.pixels.astype(int) - full).mean() < 3
