@@ -116,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--variant", default="auto", help="what the service runs: auto (int8 on CPU), fp32, int8")
     bench.add_argument("--threads", type=int, default=0, help="ONNX Runtime intra-op threads (0: one per core)")
     bench.add_argument("--max-batch", type=int, default=8, help="the service's PERCEPTION_MAX_BATCH")
+    bench.add_argument("--concurrent-batches", type=int, default=2, help="PERCEPTION_CONCURRENT_BATCHES")
     bench.add_argument("--max-queue-delay-ms", type=float, default=5.0, help="PERCEPTION_MAX_QUEUE_DELAY_MS")
     bench.add_argument("--multi-frames", type=int, default=4, help="frames per multi-camera request")
     bench.add_argument("--eager-threads", type=int, default=1, help="torch threads of the eager baseline (0: default)")

@@ -128,6 +128,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings.max_batch,
             settings.max_queue_delay_ms / 1000,
             settings.max_queue,
+            settings.concurrent_batches,
             on_batch=lambda size, seconds: (m.inference_runs.inc(), m.batch_size.observe(size)),
             on_expired=lambda n: m.rejected.labels("deadline").inc(n),
             on_failure=lambda exc: (m.inference_runs.inc(), m.inference_failures.inc()),

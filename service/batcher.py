@@ -5,6 +5,11 @@ delay"). A frame whose deadline has passed before its batch runs is answered wit
 When ``max_queue`` frames are waiting, new frames are refused at once (the caller answers 503).
 Each frame carries the engine its request started with; a batch runs per engine, so in-flight
 frames finish on the model they started with even while a new version is rolled out.
+
+Up to ``concurrency`` batches run at once (ONNX Runtime sessions are thread-safe). Alone, a batch
+has every intra-op thread; under load, two runs share them and keep the cores busy through each
+other's serial stretches: on 2 CPU cores, 2 runs in flight gave 1.16x the frames per second of one
+(benchmarks/results), at no cost to a lone frame's latency.
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ class InferenceFailed(Exception):
     """The inference run that held this frame raised."""
 
 
-@dataclass
+@dataclass(eq=False)  # a job is itself, never equal to another (and holds arrays)
 class Job:
     engine: Engine
     image: np.ndarray  # uint8 [3, H, W], letterboxed for this engine
@@ -61,6 +66,7 @@ class Batcher:
         max_batch: int,
         max_delay_s: float,
         max_queue: int,
+        concurrency: int = 2,
         on_batch: Callable[[int, float], None] | None = None,
         on_expired: Callable[[int], None] | None = None,
         on_failure: Callable[[Exception], None] | None = None,
@@ -68,12 +74,15 @@ class Batcher:
         self.max_batch = max_batch
         self.max_delay_s = max_delay_s
         self.max_queue = max_queue
+        self.concurrency = concurrency
         self._on_batch = on_batch or (lambda size, seconds: None)
         self._on_expired = on_expired or (lambda count: None)
         self._on_failure = on_failure or (lambda exc: None)
         self._queue: asyncio.Queue[Job] = asyncio.Queue()
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix="inference")
+        self._executor = ThreadPoolExecutor(concurrency, thread_name_prefix="inference")
         self._task: asyncio.Task | None = None
+        self._running: set[asyncio.Task] = set()
+        self._batches: dict[int, list[Job]] = {}  # the batches being run, by id
         self._in_hand = 0  # frames taken off the queue and not yet answered
         self._last_batch_s = 0.05
 
@@ -93,13 +102,17 @@ class Batcher:
         return self.depth == 0
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-        for job in self._pending():
+        """Stop at once (call ``drain`` first for a graceful stop): every frame still held, running
+        or waiting, is answered with InferenceFailed."""
+        held = self._held
+        tasks = [t for t in (self._task, *self._running) if t]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for job in held + self._pending():
             if not job.future.done():
                 job.future.set_exception(InferenceFailed("the service is shutting down"))
-        self._executor.shutdown(wait=True)
+        await asyncio.to_thread(self._executor.shutdown, wait=True)  # runs already started finish
 
     def _pending(self) -> list[Job]:
         jobs = []
@@ -125,29 +138,50 @@ class Batcher:
 
     async def _collect(self) -> list[Job]:
         batch = [await self._queue.get()]
-        self._in_hand = 1
+        self._in_hand += 1
         until = time.monotonic() + self.max_delay_s
-        while len(batch) < self.max_batch:
-            if self._queue.empty():
-                remaining = until - time.monotonic()
-                if remaining <= 0:
-                    break
-                try:
-                    batch.append(await asyncio.wait_for(self._queue.get(), remaining))
-                except TimeoutError:
-                    break
-            else:
-                batch.append(self._queue.get_nowait())
-            self._in_hand = len(batch)
+        try:
+            while len(batch) < self.max_batch:
+                if self._queue.empty():
+                    remaining = until - time.monotonic()
+                    if remaining <= 0:
+                        break
+                    try:
+                        batch.append(await asyncio.wait_for(self._queue.get(), remaining))
+                    except TimeoutError:
+                        break
+                else:
+                    batch.append(self._queue.get_nowait())
+                self._in_hand += 1
+        except asyncio.CancelledError:  # stopping: hand the frames back so stop() answers them
+            for job in batch:
+                self._queue.put_nowait(job)
+            self._in_hand -= len(batch)
+            raise
         return batch
 
     async def _loop(self) -> None:
+        slots = asyncio.Semaphore(self.concurrency)
         while True:
+            await slots.acquire()  # a batch is collected only when it can run at once
             batch = await self._collect()
-            try:
-                await self._run(batch)
-            finally:
-                self._in_hand = 0
+            task = asyncio.get_running_loop().create_task(self._run_then_release(batch, slots))
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
+
+    async def _run_then_release(self, batch: list[Job], slots: asyncio.Semaphore) -> None:
+        self._batches[id(batch)] = batch
+        try:
+            await self._run(batch)
+        finally:
+            del self._batches[id(batch)]
+            self._in_hand -= len(batch)
+            slots.release()
+
+    @property
+    def _held(self) -> list[Job]:
+        """Jobs of the batches being run."""
+        return [job for batch in self._batches.values() for job in batch]
 
     async def _run(self, batch: list[Job]) -> None:
         now = time.monotonic()

@@ -26,6 +26,9 @@ class Settings(BaseSettings):
     providers: str = Field("auto", description="auto (TensorRT ► CUDA ► CPU by availability) or a comma list")
     intra_op_threads: int = Field(0, description="ONNX Runtime intra-op threads (0: one per core)")
     max_batch: int = Field(8, ge=1, description="Largest batch of frames per inference run")
+    concurrent_batches: int = Field(
+        2, ge=1, description="Inference runs in flight at once (2 kept both cores of a 2-core CPU busy)"
+    )
     max_queue_delay_ms: float = Field(5.0, ge=0, description="How long a frame may wait for others to join its batch")
     max_queue: int = Field(64, ge=1, description="Frames waiting for inference before new work is refused (503)")
     max_body_bytes: int = Field(32 * 1024 * 1024, description="Largest request body")

@@ -81,7 +81,8 @@ def markdown(report: dict, plot_name: str) -> str:
         + ", ".join(f"{k} {v}" for k, v in m["versions"].items())
         + ".",
         f"ONNX Runtime CPU, {settings['threads']} intra-op threads; service: {settings['served_variant']}, "
-        f"max batch {settings['max_batch']}, max queue delay {settings['max_queue_delay_ms']} ms. "
+        f"max batch {settings['max_batch']}, {settings.get('concurrent_batches', 1)} batches in flight, "
+        f"max queue delay {settings['max_queue_delay_ms']} ms. "
         f"Full run {report.get('seconds', 0):.0f} s.",
         "",
         "## Targets",
@@ -132,7 +133,8 @@ def markdown(report: dict, plot_name: str) -> str:
             cells = [str(means.get(s, "")) for s in stages]
             lines.append(f"| {r['frames_per_request']} | {r['concurrency']} | " + " | ".join(cells) + " |")
         raw = report["service"]["raw_frames_per_s"]
-        lines += ["", f"Raw in-process throughput at batch {settings['max_batch']}: {raw['before']:.1f} frames/s "
+        lines += ["", f"Raw in-process throughput, {settings.get('concurrent_batches', 1)} runs of batch "
+                      f"{settings['max_batch']} in flight: {raw['before']:.1f} frames/s "
                       f"before the service run, {raw['after']:.1f} after (mean {raw['mean']:.1f})."]  # fmt: skip
     lines += ["", f"![latency against load]({plot_name})", ""]
     return "\n".join(lines)

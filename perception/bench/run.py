@@ -131,6 +131,7 @@ def run(args: argparse.Namespace, plan: Plan, sections: list[str], tmp: Path) ->
             paths["fp16"] = existing
     served = args.variant if args.variant != "auto" else "int8" if "int8" in paths else "fp32"
     report["settings"] = {"threads": threads, "max_batch": args.max_batch, "gpu": gpu, "served_variant": served,
+                          "concurrent_batches": args.concurrent_batches,
                           "max_queue_delay_ms": args.max_queue_delay_ms, "plan": plan.__dict__}  # fmt: skip
 
     notes.append("in-process sessions use the service's ONNX Runtime options (service/engine.py), spinning off")
@@ -276,9 +277,33 @@ def tasks_section(model_dir: Path, multi: Path, frames: np.ndarray, focal: float
     return {"latency_ms": row, "three_single_ms": round(three, 3), "ratio": round(row["multi-task"] / three, 3)}
 
 
-def raw_throughput(path: Path, frames: np.ndarray, focal: float, batch: int, plan: Plan, threads: int) -> float:
-    timed = throughput({"raw": path}, frames, focal, (batch,), plan, threads, repeats=max(1, plan.repeats // 2))
-    return timed[str(batch)]["raw"]["frames_per_s"]
+def raw_throughput(path: Path, frames: np.ndarray, focal: float, batch: int, concurrency: int, plan: Plan,
+                   threads: int) -> float:  # fmt: skip
+    """In-process frames/s under the service's batch policy: ``concurrency`` runs of ``batch`` frames
+    in flight on one session, as the batcher keeps them; median over repeats."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from perception.contract import INPUT_FOCAL, INPUT_IMAGES
+
+    sess = session(path, threads)
+    images = np.stack([frames[i % len(frames)] for i in range(batch)])
+    feed = {INPUT_IMAGES: images, INPUT_FOCAL: np.full(batch, focal, np.float32)}
+    sess.run(None, feed)
+
+    def frames_until(end: float) -> int:
+        runs = 0
+        while time.perf_counter() < end or runs == 0:
+            sess.run(None, feed)
+            runs += 1
+        return runs * batch
+
+    rates = []
+    with ThreadPoolExecutor(concurrency) as pool:
+        for _ in range(max(1, plan.repeats // 2)):
+            start = time.perf_counter()
+            done = sum(pool.map(frames_until, [start + 2 * plan.min_seconds] * concurrency))
+            rates.append(done / (time.perf_counter() - start))
+    return round(statistics.median(rates), 2)
 
 
 def load_levels(generator: LoadGenerator, url: str, images: list[bytes], frames_per_request: int,
@@ -299,11 +324,13 @@ def service_section(args, plan: Plan, model: Path, frames: np.ndarray, focal: fl
     env = {
         "PERCEPTION_INTRA_OP_THREADS": str(threads),
         "PERCEPTION_MAX_BATCH": str(args.max_batch),
+        "PERCEPTION_CONCURRENT_BATCHES": str(args.concurrent_batches),
         "PERCEPTION_MAX_QUEUE_DELAY_MS": str(args.max_queue_delay_ms),
         "PERCEPTION_LOG_LEVEL": "WARNING",
     }
-    say(f"raw in-process throughput at batch {args.max_batch} (before the service run)")
-    raw_before = raw_throughput(model, frames, focal, args.max_batch, plan, threads)
+    policy = (args.max_batch, args.concurrent_batches)
+    say(f"raw in-process throughput, {policy[1]} runs of batch {policy[0]} in flight (before the service run)")
+    raw_before = raw_throughput(model, frames, focal, *policy, plan, threads)
     say(f"service on {model}")
     server = start_service(model, tmp / "service.log", env)
     try:
@@ -312,7 +339,7 @@ def service_section(args, plan: Plan, model: Path, frames: np.ndarray, focal: fl
     finally:
         stop_server(server)
     say("raw in-process throughput (after the service run)")
-    raw_after = raw_throughput(model, frames, focal, args.max_batch, plan, threads)
+    raw_after = raw_throughput(model, frames, focal, *policy, plan, threads)
     return {
         "model": str(model),
         "env": env,
