@@ -17,6 +17,7 @@ def test_bench_tiny_writes_json_markdown_and_plot(tiny_model, tmp_path):
     assert {"cpu", "cores", "load_average_start", "versions"} <= set(report["machine"])
     assert report["model"]["input"] == [96, 160]
     assert {"fp32", "int8"} <= set(report["model_only"]["1"])
+    assert report["model_only"]["1"]["int8"]["frames_per_s_in_flight"] > 0  # the service's 2 runs in flight
     assert report["tasks"]["ratio"] > 0
     for rows in (report["service"]["single"], report["service"]["multi"], report["eager"]["single"]):
         assert rows and all(r["requests"] > 0 and r["errors"] == 0 for r in rows)
@@ -28,4 +29,5 @@ def test_bench_tiny_writes_json_markdown_and_plot(tiny_model, tmp_path):
 
     markdown = (out / "smoke.md").read_text()
     assert "| target | goal | measured | verdict |" in markdown and "smoke.png" in markdown
+    assert "int8 frames/s, 2 in flight" in markdown
     assert (out / "smoke.png").read_bytes().startswith(b"\x89PNG")

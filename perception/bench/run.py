@@ -141,7 +141,8 @@ def run(args: argparse.Namespace, plan: Plan, sections: list[str], tmp: Path) ->
     frames = letterboxed_frames(meta.input_height, meta.input_width)
     if "model" in sections:
         say(f"model only: {', '.join(paths)} at batch {plan.batch_sizes}")
-        report["model_only"] = model_only(paths, frames, meta.canonical_focal_px, plan, threads)
+        report["model_only"] = model_only(paths, frames, meta.canonical_focal_px, plan, threads,
+                                          args.concurrent_batches)  # fmt: skip
     if "tasks" in sections:
         say("multi-task vs three single-task networks")
         report["tasks"] = tasks_section(model_dir, paths["fp32"], frames, meta.canonical_focal_px, plan, threads, tmp)
@@ -232,13 +233,10 @@ def throughput(paths: dict[str, Path], frames: np.ndarray, focal: float, batch_s
     """{batch: {model: {latency_ms, frames_per_s}}}: every model in this process with the same
     options; repeats interleaved across models (a busy neighbour slows all alike), each at least
     ``plan.min_seconds`` long; medians over repeats."""
-    from perception.contract import INPUT_FOCAL, INPUT_IMAGES
-
     sessions = {name: session(path, threads) for name, path in paths.items()}
     result = {}
     for batch in batch_sizes:
-        images = np.stack([frames[i % len(frames)] for i in range(batch)])
-        feed = {INPUT_IMAGES: images, INPUT_FOCAL: np.full(batch, focal, np.float32)}
+        feed = batch_feed(frames, focal, batch)
         runs = {}
         for name, sess in sessions.items():  # warm up, and size each timing loop
             sess.run(None, feed)
@@ -260,9 +258,18 @@ def throughput(paths: dict[str, Path], frames: np.ndarray, focal: float, batch_s
     return result
 
 
-def model_only(paths: dict[str, Path], frames: np.ndarray, focal: float, plan: Plan, threads: int) -> dict:
-    """{batch: {variant: {latency_ms, frames_per_s}}}, interleaved repeats, medians."""
-    return throughput(paths, frames, focal, plan.batch_sizes, plan, threads)
+def model_only(paths: dict[str, Path], frames: np.ndarray, focal: float, plan: Plan, threads: int,
+               concurrency: int) -> dict:  # fmt: skip
+    """{batch: {variant: {latency_ms, frames_per_s, frames_per_s_in_flight}}}: one run at a time, and
+    (when ``concurrency`` > 1) that many in flight, as the service runs them; interleaved, medians."""
+    result = throughput(paths, frames, focal, plan.batch_sizes, plan, threads)
+    if concurrency > 1:
+        sessions = {name: session(path, threads) for name, path in paths.items()}
+        for batch in plan.batch_sizes:
+            rates = in_flight_rates(sessions, batch_feed(frames, focal, batch), batch, concurrency, plan)
+            for name, rate in rates.items():
+                result[str(batch)][name]["frames_per_s_in_flight"] = rate
+    return result
 
 
 def tasks_section(model_dir: Path, multi: Path, frames: np.ndarray, focal: float, plan: Plan, threads: int,
@@ -277,33 +284,41 @@ def tasks_section(model_dir: Path, multi: Path, frames: np.ndarray, focal: float
     return {"latency_ms": row, "three_single_ms": round(three, 3), "ratio": round(row["multi-task"] / three, 3)}
 
 
-def raw_throughput(path: Path, frames: np.ndarray, focal: float, batch: int, concurrency: int, plan: Plan,
-                   threads: int) -> float:  # fmt: skip
-    """In-process frames/s under the service's batch policy: ``concurrency`` runs of ``batch`` frames
-    in flight on one session, as the batcher keeps them; median over repeats."""
+def in_flight_rates(sessions: dict, feed: dict, batch: int, concurrency: int, plan: Plan) -> dict[str, float]:
+    """{name: frames/s} with ``concurrency`` runs of ``batch`` frames in flight on each session, as
+    the service's batcher keeps them; repeats interleaved across sessions, medians."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from perception.contract import INPUT_FOCAL, INPUT_IMAGES
-
-    sess = session(path, threads)
-    images = np.stack([frames[i % len(frames)] for i in range(batch)])
-    feed = {INPUT_IMAGES: images, INPUT_FOCAL: np.full(batch, focal, np.float32)}
-    sess.run(None, feed)
-
-    def frames_until(end: float) -> int:
+    def frames_until(sess, end: float) -> int:
         runs = 0
         while time.perf_counter() < end or runs == 0:
             sess.run(None, feed)
             runs += 1
         return runs * batch
 
-    rates = []
+    rates: dict[str, list[float]] = {name: [] for name in sessions}
     with ThreadPoolExecutor(concurrency) as pool:
         for _ in range(max(1, plan.repeats // 2)):
-            start = time.perf_counter()
-            done = sum(pool.map(frames_until, [start + 2 * plan.min_seconds] * concurrency))
-            rates.append(done / (time.perf_counter() - start))
-    return round(statistics.median(rates), 2)
+            for name, sess in sessions.items():
+                start = time.perf_counter()
+                ends = [start + 2 * plan.min_seconds] * concurrency
+                done = sum(pool.map(frames_until, [sess] * concurrency, ends))
+                rates[name].append(done / (time.perf_counter() - start))
+    return {name: round(statistics.median(r), 2) for name, r in rates.items()}
+
+
+def batch_feed(frames: np.ndarray, focal: float, batch: int) -> dict[str, np.ndarray]:
+    from perception.contract import INPUT_FOCAL, INPUT_IMAGES
+
+    images = np.stack([frames[i % len(frames)] for i in range(batch)])
+    return {INPUT_IMAGES: images, INPUT_FOCAL: np.full(batch, focal, np.float32)}
+
+
+def raw_throughput(path: Path, frames: np.ndarray, focal: float, batch: int, concurrency: int, plan: Plan,
+                   threads: int) -> float:  # fmt: skip
+    """In-process frames/s under the service's batch policy."""
+    return in_flight_rates({"raw": session(path, threads)}, batch_feed(frames, focal, batch), batch, concurrency,
+                           plan)["raw"]  # fmt: skip
 
 
 def load_levels(generator: LoadGenerator, url: str, images: list[bytes], frames_per_request: int,
