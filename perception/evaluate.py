@@ -113,7 +113,11 @@ class Evaluator:
         for i, name in enumerate(DETECTION_CLASSES):
             p = precision[:, i]
             per_class[name] = float(p[p > -1].mean()) if (p > -1).any() else None
-        return {"mAP": float(coco.stats[0]), "mAP50": float(coco.stats[1]), "per_class_AP50": per_class}
+        # COCO's summary: [3:6] AP of small (< 32² px) / medium / large boxes, [8] AR with 100 detections,
+        # [9] AR of small boxes (distant objects); -1 where the split has no boxes of that size
+        summary = {"AP_small": 3, "AP_medium": 4, "AP_large": 5, "AR100": 8, "AR_small": 9}
+        sized = {key: float(coco.stats[i]) if coco.stats[i] >= 0 else None for key, i in summary.items()}
+        return {"mAP": float(coco.stats[0]), "mAP50": float(coco.stats[1]), **sized, "per_class_AP50": per_class}
 
 
 DEPTH_METRICS = ("AbsRel", "SqRel", "RMSE", "RMSE_log", "delta1", "delta2", "delta3")
@@ -196,7 +200,7 @@ def markdown_table(metrics: dict) -> str:
                 for name, v in value.items():
                     lines.append(f"| {task} | {key}: {name} | {'—' if v is None else f'{v:.3f}'} |")
             else:
-                lines.append(f"| {task} | {key} | {value:.4f} |")
+                lines.append(f"| {task} | {key} | {'—' if value is None else f'{value:.4f}'} |")
     return "\n".join(lines)
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from perception.classes import IGNORE_INDEX
 from perception.data.sample import Camera, Sample
-from perception.evaluate import Evaluator, evaluate, onnx_predictor, torch_predictor
+from perception.evaluate import Evaluator, evaluate, markdown_table, onnx_predictor, torch_predictor
 from tests.conftest import BlocksWorld
 
 
@@ -26,6 +26,8 @@ def test_perfect_predictions_score_perfectly():
         evaluator.add(world[i], perfect_outputs(world[i]))
     result = evaluator.summary()
     assert result["detection"]["mAP"] == pytest.approx(1.0, abs=1e-6)
+    assert result["detection"]["AR100"] == pytest.approx(1.0, abs=1e-6)  # every box found
+    assert "| detection | AR100 | 1.0000 |" in markdown_table(result)
     assert result["segmentation"]["mIoU"] == pytest.approx(1.0)
     assert result["depth"]["AbsRel"] == pytest.approx(0.0, abs=1e-6)
     assert result["depth"]["delta1"] == pytest.approx(1.0)
