@@ -23,6 +23,7 @@ class ModelConfig:
     det_channels: int = 48
     det_strides: list[int] = field(default_factory=lambda: [8, 16, 32])
     dense_channels: int = 48  # the segmentation and depth decoder (shared)
+    head_activation: str = "relu"  # relu | silu (models trained before drivenet 3 used silu)
     input_height: int = 384
     input_width: int = 640
     canonical_focal_px: float = 500.0  # depth is predicted as if seen by a camera with this focal length
