@@ -100,7 +100,8 @@ def render(name: str, version: str, config: dict, metrics: dict, training: dict,
         f"`{config['model']['backbone']}` {config['model']['backbone_kwargs']}, tasks {config['model']['tasks']}",
         "- feature pyramid at strides 8-32; anchor-free detection head (separable convolutions) at strides "
         f"{config['model']['det_strides']}; one stride-4 decoder shared by segmentation and depth (backbone "
-        "stride-4 features + pyramid stride 8), its outputs upsampled to the input size",
+        "stride-4 features + pyramid stride 8), its outputs upsampled to the input size; "
+        f"{config['model'].get('head_activation', 'silu')} activations in the heads",
         f"- {facts['gflops']:.2f} GFLOPs per frame (torch FlopCounterMode: 2 FLOPs per multiply-add), "
         f"{facts['params_m']:.2f} M parameters",
         f"- ONNX Runtime CPU latency, batch 1: {facts['latency_ms']:.1f} ms median ({facts['hardware']})",
