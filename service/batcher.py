@@ -127,8 +127,8 @@ class Batcher:
         Each future resolves to a ``Result`` or raises DeadlineExceeded / InferenceFailed.
         Raises QueueFull at once when they do not fit."""
         if self._queue.qsize() + len(frames) > self.max_queue:
-            batches_ahead = self._queue.qsize() / self.max_batch + 1
-            raise QueueFull(retry_after_s=max(0.1, batches_ahead * self._last_batch_s))
+            rounds_ahead = self._queue.qsize() / (self.max_batch * self.concurrency) + 1
+            raise QueueFull(retry_after_s=max(0.1, rounds_ahead * self._last_batch_s))
         loop = asyncio.get_running_loop()
         futures = []
         for image, focal_px in frames:
@@ -165,12 +165,12 @@ class Batcher:
         while True:
             await slots.acquire()  # a batch is collected only when it can run at once
             batch = await self._collect()
+            self._batches[id(batch)] = batch  # held from now on, so stop() answers its frames
             task = asyncio.get_running_loop().create_task(self._run_then_release(batch, slots))
             self._running.add(task)
             task.add_done_callback(self._running.discard)
 
     async def _run_then_release(self, batch: list[Job], slots: asyncio.Semaphore) -> None:
-        self._batches[id(batch)] = batch
         try:
             await self._run(batch)
         finally:
