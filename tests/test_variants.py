@@ -114,6 +114,7 @@ def test_compare_variants_writes_report_and_card(variants):
     assert set(report["accuracy"]) == {"fp32", "fp16", "int8"}
     assert set(report["accuracy"]["int8"]) == {"mAP50", "mIoU", "AbsRel"}
     assert report["speedup"]["1"]["fp32"] == 1.0 and report["speedup"]["1"]["int8"] > 0
+    assert report["speedup_in_flight"]["1"]["fp32"] == 1.0 and report["speedup_in_flight"]["1"]["int8"] > 0
     assert json.loads((variants / "variants.json").read_text())["model"] == report["model"]
     text = card.read_text()
     assert text.startswith("# tiny") and text.count("## Precision variants") == 1 and "| int8 |" in text

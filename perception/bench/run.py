@@ -16,7 +16,6 @@ import contextlib
 import json
 import os
 import platform
-import statistics
 import sys
 import tempfile
 import time
@@ -27,6 +26,7 @@ import numpy as np
 
 from perception.bench.load import LoadGenerator, LoadSpec, start_eager, start_service, stop_server
 from perception.bench.report import evaluate_targets, write_markdown, write_plot
+from perception.bench.timing import in_flight_throughput, throughput
 
 REPO = Path(__file__).resolve().parents[2]
 FRAMES_DIR = REPO / "tests" / "data" / "frames"
@@ -219,56 +219,17 @@ def letterboxed_frames(height: int, width: int) -> np.ndarray:
 # --- sections ------------------------------------------------------------------------------------
 
 
-def session(path: Path, threads: int):
-    """A CPU session with the service's options (service/engine.py)."""
-    import onnxruntime as ort
-
-    from service.engine import session_options
-
-    return ort.InferenceSession(str(path), session_options(threads), providers=["CPUExecutionProvider"])
-
-
-def throughput(paths: dict[str, Path], frames: np.ndarray, focal: float, batch_sizes: tuple[int, ...], plan: Plan,
-               threads: int, repeats: int | None = None) -> dict:  # fmt: skip
-    """{batch: {model: {latency_ms, frames_per_s}}}: every model in this process with the same
-    options; repeats interleaved across models (a busy neighbour slows all alike), each at least
-    ``plan.min_seconds`` long; medians over repeats."""
-    sessions = {name: session(path, threads) for name, path in paths.items()}
-    result = {}
-    for batch in batch_sizes:
-        feed = batch_feed(frames, focal, batch)
-        runs = {}
-        for name, sess in sessions.items():  # warm up, and size each timing loop
-            sess.run(None, feed)
-            start = time.perf_counter()
-            sess.run(None, feed)
-            runs[name] = max(1, round(plan.min_seconds / max(time.perf_counter() - start, 1e-4)))
-        seconds: dict[str, list[float]] = {name: [] for name in sessions}
-        for _ in range(repeats or plan.repeats):
-            for name, sess in sessions.items():
-                start = time.perf_counter()
-                for _ in range(runs[name]):
-                    sess.run(None, feed)
-                seconds[name].append((time.perf_counter() - start) / runs[name])
-        result[str(batch)] = {
-            name: {"latency_ms": round(1000 * statistics.median(s), 2),
-                   "frames_per_s": round(batch / statistics.median(s), 2)}
-            for name, s in seconds.items()
-        }  # fmt: skip
-    return result
-
-
 def model_only(paths: dict[str, Path], frames: np.ndarray, focal: float, plan: Plan, threads: int,
                concurrency: int) -> dict:  # fmt: skip
     """{batch: {variant: {latency_ms, frames_per_s, frames_per_s_in_flight}}}: one run at a time, and
     (when ``concurrency`` > 1) that many in flight, as the service runs them; interleaved, medians."""
-    result = throughput(paths, frames, focal, plan.batch_sizes, plan, threads)
+    result = throughput(paths, frames, focal, plan.batch_sizes, plan.repeats, plan.min_seconds, threads)
     if concurrency > 1:
-        sessions = {name: session(path, threads) for name, path in paths.items()}
-        for batch in plan.batch_sizes:
-            rates = in_flight_rates(sessions, batch_feed(frames, focal, batch), batch, concurrency, plan)
-            for name, rate in rates.items():
-                result[str(batch)][name]["frames_per_s_in_flight"] = rate
+        rates = in_flight_throughput(paths, frames, focal, plan.batch_sizes, concurrency, max(1, plan.repeats // 2),
+                                     2 * plan.min_seconds, threads)  # fmt: skip
+        for batch, row in rates.items():
+            for name, rate in row.items():
+                result[batch][name]["frames_per_s_in_flight"] = rate
     return result
 
 
@@ -278,47 +239,18 @@ def tasks_section(model_dir: Path, multi: Path, frames: np.ndarray, focal: float
     from perception.bench.models import export_single_task
 
     singles = export_single_task(model_dir, tmp / "single-task")
-    timed = throughput({"multi-task": multi, **singles}, frames, focal, (1,), plan, threads)
+    timed = throughput({"multi-task": multi, **singles}, frames, focal, (1,), plan.repeats, plan.min_seconds, threads)
     row = {name: value["latency_ms"] for name, value in timed["1"].items()}
     three = sum(row[t] for t in singles)
     return {"latency_ms": row, "three_single_ms": round(three, 3), "ratio": round(row["multi-task"] / three, 3)}
 
 
-def in_flight_rates(sessions: dict, feed: dict, batch: int, concurrency: int, plan: Plan) -> dict[str, float]:
-    """{name: frames/s} with ``concurrency`` runs of ``batch`` frames in flight on each session, as
-    the service's batcher keeps them; repeats interleaved across sessions, medians."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    def frames_until(sess, end: float) -> int:
-        runs = 0
-        while time.perf_counter() < end or runs == 0:
-            sess.run(None, feed)
-            runs += 1
-        return runs * batch
-
-    rates: dict[str, list[float]] = {name: [] for name in sessions}
-    with ThreadPoolExecutor(concurrency) as pool:
-        for _ in range(max(1, plan.repeats // 2)):
-            for name, sess in sessions.items():
-                start = time.perf_counter()
-                ends = [start + 2 * plan.min_seconds] * concurrency
-                done = sum(pool.map(frames_until, [sess] * concurrency, ends))
-                rates[name].append(done / (time.perf_counter() - start))
-    return {name: round(statistics.median(r), 2) for name, r in rates.items()}
-
-
-def batch_feed(frames: np.ndarray, focal: float, batch: int) -> dict[str, np.ndarray]:
-    from perception.contract import INPUT_FOCAL, INPUT_IMAGES
-
-    images = np.stack([frames[i % len(frames)] for i in range(batch)])
-    return {INPUT_IMAGES: images, INPUT_FOCAL: np.full(batch, focal, np.float32)}
-
-
 def raw_throughput(path: Path, frames: np.ndarray, focal: float, batch: int, concurrency: int, plan: Plan,
                    threads: int) -> float:  # fmt: skip
     """In-process frames/s under the service's batch policy."""
-    return in_flight_rates({"raw": session(path, threads)}, batch_feed(frames, focal, batch), batch, concurrency,
-                           plan)["raw"]  # fmt: skip
+    rates = in_flight_throughput({"raw": path}, frames, focal, (batch,), concurrency, max(1, plan.repeats // 2),
+                                 2 * plan.min_seconds, threads)  # fmt: skip
+    return rates[str(batch)]["raw"]
 
 
 def load_levels(generator: LoadGenerator, url: str, images: list[bytes], frames_per_request: int,

@@ -19,8 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import statistics
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -35,6 +33,7 @@ VARIANT_KEY = "variant"  # metadata_props key: fp32 (absent), fp16 or int8
 VARIANTS = ("fp16", "int8")
 NMS_PREFIX = "nms/"
 THREADS = 2  # intra-op threads for every session made here (this machine has 2 cores)
+IN_FLIGHT = 2  # runs in flight for the second throughput figure: the service's default (PERCEPTION_CONCURRENT_BATCHES)
 
 
 # --- which nodes keep full precision -------------------------------------------------------------
@@ -266,9 +265,9 @@ def make_variants(model_dir: Path, variants: tuple[str, ...] = VARIANTS, calibra
 
 def session(path: Path, threads: int = THREADS) -> ort.InferenceSession:
     """A CPU session with the service's options (service/engine.py), the same for every variant."""
-    from service.engine import session_options
+    from perception.bench import timing
 
-    return ort.InferenceSession(str(_model_file(path)), session_options(threads), providers=["CPUExecutionProvider"])
+    return timing.session(_model_file(path), threads)
 
 
 def variant_paths(model_dir: Path) -> dict[str, Path]:
@@ -276,46 +275,6 @@ def variant_paths(model_dir: Path) -> dict[str, Path]:
     paths = {"fp32": model_dir / MODEL_FILE}
     paths.update({v: model_dir / v / MODEL_FILE for v in VARIANTS if (model_dir / v / MODEL_FILE).is_file()})
     return paths
-
-
-def throughput(
-    paths: dict[str, Path],
-    frames: np.ndarray,
-    focal_px: float,
-    batch_sizes: tuple[int, ...] = (1, 4),
-    repeats: int = 5,
-    min_seconds: float = 0.3,
-    threads: int = THREADS,
-) -> dict[str, dict[str, dict[str, float]]]:
-    """Latency and throughput of each model per batch size, all in this process with the same
-    session options. Repeats are interleaved across models (so a busy neighbour slows all of them
-    alike); each repeat runs for at least ``min_seconds``; medians over repeats.
-    Returns {str(batch): {variant: {latency_ms, frames_per_s}}}."""
-    sessions = {name: session(path, threads) for name, path in paths.items()}
-    result: dict[str, dict[str, dict[str, float]]] = {}
-    for batch in batch_sizes:
-        images = np.stack([frames[i % len(frames)] for i in range(batch)])
-        feed = {INPUT_IMAGES: images, INPUT_FOCAL: np.full(batch, focal_px, np.float32)}
-        runs = {}
-        for name, sess in sessions.items():  # warm up, and size each timing loop
-            start = time.perf_counter()
-            sess.run(None, feed)
-            runs[name] = max(1, int(min_seconds / max(time.perf_counter() - start, 1e-4)))
-        latencies: dict[str, list[float]] = {name: [] for name in sessions}
-        for _ in range(repeats):
-            for name, sess in sessions.items():
-                start = time.perf_counter()
-                for _ in range(runs[name]):
-                    sess.run(None, feed)
-                latencies[name].append((time.perf_counter() - start) / runs[name])
-        result[str(batch)] = {
-            name: {
-                "latency_ms": round(1000 * statistics.median(lat), 3),
-                "frames_per_s": round(batch / statistics.median(lat), 2),
-            }
-            for name, lat in latencies.items()
-        }
-    return result
 
 
 def headline(metrics: dict) -> dict[str, float]:
@@ -350,6 +309,7 @@ def compare_variants(
     """Accuracy of every variant on ``count`` held-out synthetic test frames and its change against
     FP32, and throughput ratios against FP32 measured in one run; written to ``variants.json`` and
     ``card.md`` in ``model_dir`` unless ``write`` is false. Returns the report."""
+    from perception.bench import timing
     from perception.evaluate import evaluate, held_out_samples
     from perception.export.verify import run_onnx
 
@@ -361,7 +321,12 @@ def compare_variants(
         sess = session(path)
         accuracy[name] = headline(evaluate(lambda images, focal, s=sess: run_onnx(s, images, focal), samples))
     frames = np.stack([s.image.transpose(2, 0, 1) for s in samples[:8]])
-    speed = throughput(paths, frames, meta.canonical_focal_px, batch_sizes, repeats)
+    speed = timing.throughput(paths, frames, meta.canonical_focal_px, batch_sizes, repeats, 0.3, THREADS)
+    in_flight = timing.in_flight_throughput(paths, frames, meta.canonical_focal_px, batch_sizes, IN_FLIGHT,
+                                            max(1, repeats // 2), 0.6, THREADS)  # fmt: skip
+    for batch, row in in_flight.items():
+        for name, rate in row.items():
+            speed[batch][name]["frames_per_s_in_flight"] = rate
 
     report = {
         "model": f"{meta.name} {meta.version}",
@@ -376,6 +341,10 @@ def compare_variants(
         "throughput": speed,
         "speedup": {
             batch: {name: round(row[name]["frames_per_s"] / row["fp32"]["frames_per_s"], 3) for name in row}
+            for batch, row in speed.items()
+        },
+        "speedup_in_flight": {
+            batch: {n: round(row[n]["frames_per_s_in_flight"] / row["fp32"]["frames_per_s_in_flight"], 3) for n in row}
             for batch, row in speed.items()
         },
         "sizes_mb": {name: round(path.stat().st_size / 1e6, 2) for name, path in paths.items()},
@@ -396,24 +365,26 @@ def card_section(report: dict) -> str:
         f"Measured by `perception export-variants` on {report['machine']}, {report['onnxruntime']}; "
         f"accuracy on {report['data']['frames']} held-out synthetic test frames at "
         f"{report['input'][1]}×{report['input'][0]}. Speed-ups are ratios measured in one run "
-        "(medians over interleaved repeats). FP16 is meant for GPUs: on this CPU ONNX Runtime runs it "
-        "through casts, so its CPU speed says nothing about a GPU.",
+        f"(medians over interleaved repeats), one run at a time and with {IN_FLIGHT} in flight as the service "
+        "keeps them. FP16 is meant for GPUs: on this CPU ONNX Runtime runs it through casts, so its CPU "
+        "speed says nothing about a GPU.",
         "",
         "| variant | "
         + " | ".join(metrics)
         + " | "
-        + " | ".join(f"frames/s @ batch {b}" for b in batches)
+        + " | ".join(f"frames/s @ batch {b} | {IN_FLIGHT} in flight" for b in batches)
         + " | size MB |",
-        "| --- " * (2 + len(metrics) + len(batches)) + "|",
+        "| --- " * (2 + len(metrics) + 2 * len(batches)) + "|",
     ]
     for name in names:
         acc = report["accuracy"][name]
         change = report["accuracy_change"][name]
         cells = [f"{acc[m]:.4f}" + (f" ({change[m]:+.4f})" if name != "fp32" else "") for m in metrics]
         speeds = [
-            f"{report['throughput'][b][name]['frames_per_s']:.1f}"
-            + (f" ({report['speedup'][b][name]:.2f}×)" if name != "fp32" else "")
+            f"{report['throughput'][b][name][key]:.1f}"
+            + (f" ({report[ratio][b][name]:.2f}×)" if name != "fp32" else "")
             for b in batches
+            for key, ratio in (("frames_per_s", "speedup"), ("frames_per_s_in_flight", "speedup_in_flight"))
         ]
         lines.append(
             f"| {name} | " + " | ".join(cells) + " | " + " | ".join(speeds) + f" | {report['sizes_mb'][name]} |"

@@ -1,0 +1,89 @@
+"""Timing ONNX models in this process, the one way the benchmark and ``export-variants`` both use:
+the service's session options, interleaved repeats (a busy neighbour slows every model alike),
+medians; one run at a time, or several in flight on one session as the service's batcher keeps them."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from perception.contract import INPUT_FOCAL, INPUT_IMAGES
+
+
+def session(path: Path, threads: int) -> ort.InferenceSession:
+    """A CPU session with the service's options (service/engine.py)."""
+    from service.engine import session_options
+
+    return ort.InferenceSession(str(path), session_options(threads), providers=["CPUExecutionProvider"])
+
+
+def batch_feed(frames: np.ndarray, focal: float, batch: int) -> dict[str, np.ndarray]:
+    """A batch of ``batch`` of ``frames`` (uint8 [N, 3, H, W], cycled) with one focal length."""
+    images = np.stack([frames[i % len(frames)] for i in range(batch)])
+    return {INPUT_IMAGES: images, INPUT_FOCAL: np.full(batch, focal, np.float32)}
+
+
+def throughput(paths: dict[str, Path], frames: np.ndarray, focal: float, batch_sizes: tuple[int, ...],
+               repeats: int, min_seconds: float, threads: int) -> dict:  # fmt: skip
+    """{batch: {model: {latency_ms, frames_per_s}}}, one run at a time; each repeat at least
+    ``min_seconds`` long."""
+    sessions = {name: session(path, threads) for name, path in paths.items()}
+    result = {}
+    for batch in batch_sizes:
+        feed = batch_feed(frames, focal, batch)
+        runs = {}
+        for name, sess in sessions.items():  # warm up, and size each timing loop
+            sess.run(None, feed)
+            start = time.perf_counter()
+            sess.run(None, feed)
+            runs[name] = max(1, round(min_seconds / max(time.perf_counter() - start, 1e-4)))
+        seconds: dict[str, list[float]] = {name: [] for name in sessions}
+        for _ in range(repeats):
+            for name, sess in sessions.items():
+                start = time.perf_counter()
+                for _ in range(runs[name]):
+                    sess.run(None, feed)
+                seconds[name].append((time.perf_counter() - start) / runs[name])
+        result[str(batch)] = {
+            name: {"latency_ms": round(1000 * statistics.median(s), 2),
+                   "frames_per_s": round(batch / statistics.median(s), 2)}
+            for name, s in seconds.items()
+        }  # fmt: skip
+    return result
+
+
+def in_flight_rates(sessions: dict[str, ort.InferenceSession], feed: dict, batch: int, concurrency: int,
+                    repeats: int, min_seconds: float) -> dict[str, float]:  # fmt: skip
+    """{name: frames/s} with ``concurrency`` runs of ``batch`` frames in flight on each session;
+    each repeat at least ``min_seconds`` long."""
+
+    def frames_until(sess: ort.InferenceSession, end: float) -> int:
+        runs = 0
+        while time.perf_counter() < end or runs == 0:
+            sess.run(None, feed)
+            runs += 1
+        return runs * batch
+
+    rates: dict[str, list[float]] = {name: [] for name in sessions}
+    with ThreadPoolExecutor(concurrency) as pool:
+        for _ in range(repeats):
+            for name, sess in sessions.items():
+                start = time.perf_counter()
+                done = sum(pool.map(frames_until, [sess] * concurrency, [start + min_seconds] * concurrency))
+                rates[name].append(done / (time.perf_counter() - start))
+    return {name: round(statistics.median(r), 2) for name, r in rates.items()}
+
+
+def in_flight_throughput(paths: dict[str, Path], frames: np.ndarray, focal: float, batch_sizes: tuple[int, ...],
+                         concurrency: int, repeats: int, min_seconds: float, threads: int) -> dict:  # fmt: skip
+    """{batch: {model: frames/s}} with ``concurrency`` runs in flight."""
+    sessions = {name: session(path, threads) for name, path in paths.items()}
+    for sess in sessions.values():
+        sess.run(None, batch_feed(frames, focal, 1))
+    return {str(b): in_flight_rates(sessions, batch_feed(frames, focal, b), b, concurrency, repeats, min_seconds)
+            for b in batch_sizes}  # fmt: skip
