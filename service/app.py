@@ -261,20 +261,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             examples=["detections,segmentation,depth", "detections"],
         ),
         segmentation_encoding: str = Query(
-            "png",
+            Options.segmentation_encoding,
             pattern="^(png|rle)$",
             description="png: 8-bit PNG of class ids; rle: run lengths + class ids",
             examples=["png", "rle"],
         ),
         depth_encoding: str = Query(
-            "float16",
+            Options.depth_encoding,
             pattern="^(float16|png16)$",
             description="float16: raw little-endian float16 metres, row-major (6x cheaper to encode than png16); "
             "png16: 16-bit PNG × scale m (a third smaller)",
             examples=["float16", "png16"],
         ),
         score_threshold: float = Query(
-            0.25, ge=0, le=1, description="drop detections below this score", examples=[0.25, 0.5]
+            Options.score_threshold, ge=0, le=1, description="drop detections below this score", examples=[0.25, 0.5]
         ),
         output_scale: float | None = Query(
             None,

@@ -22,7 +22,7 @@ OUTPUTS = ("detections", "segmentation", "depth")
 
 @dataclass(frozen=True)
 class Options:
-    """What the client asked for."""
+    """What the client asked for; the defaults are the API's (the route reads them from here)."""
 
     outputs: frozenset[str] = frozenset(OUTPUTS)
     segmentation_encoding: str = "png"  # png | rle

@@ -26,7 +26,7 @@ import numpy as np
 
 from perception.bench.load import LoadGenerator, LoadSpec, start_eager, start_service, stop_server
 from perception.bench.report import evaluate_targets, write_markdown, write_plot
-from perception.bench.timing import in_flight_throughput, throughput
+from perception.bench.timing import in_flight_throughput, throughput, throughput_and_in_flight
 
 REPO = Path(__file__).resolve().parents[2]
 FRAMES_DIR = REPO / "tests" / "data" / "frames"
@@ -223,14 +223,8 @@ def model_only(paths: dict[str, Path], frames: np.ndarray, focal: float, plan: P
                concurrency: int) -> dict:  # fmt: skip
     """{batch: {variant: {latency_ms, frames_per_s, frames_per_s_in_flight}}}: one run at a time, and
     (when ``concurrency`` > 1) that many in flight, as the service runs them; interleaved, medians."""
-    result = throughput(paths, frames, focal, plan.batch_sizes, plan.repeats, plan.min_seconds, threads)
-    if concurrency > 1:
-        rates = in_flight_throughput(paths, frames, focal, plan.batch_sizes, concurrency, max(1, plan.repeats // 2),
-                                     2 * plan.min_seconds, threads)  # fmt: skip
-        for batch, row in rates.items():
-            for name, rate in row.items():
-                result[batch][name]["frames_per_s_in_flight"] = rate
-    return result
+    return throughput_and_in_flight(paths, frames, focal, plan.batch_sizes, concurrency, plan.repeats,
+                                    plan.min_seconds, threads)  # fmt: skip
 
 
 def tasks_section(model_dir: Path, multi: Path, frames: np.ndarray, focal: float, plan: Plan, threads: int,

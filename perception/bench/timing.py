@@ -87,3 +87,17 @@ def in_flight_throughput(paths: dict[str, Path], frames: np.ndarray, focal: floa
         sess.run(None, batch_feed(frames, focal, 1))
     return {str(b): in_flight_rates(sessions, batch_feed(frames, focal, b), b, concurrency, repeats, min_seconds)
             for b in batch_sizes}  # fmt: skip
+
+
+def throughput_and_in_flight(paths: dict[str, Path], frames: np.ndarray, focal: float, batch_sizes: tuple[int, ...],
+                             concurrency: int, repeats: int, min_seconds: float, threads: int) -> dict:  # fmt: skip
+    """``throughput`` with ``frames_per_s_in_flight`` added to each row when ``concurrency`` > 1 (that
+    many runs in flight, as the service's batcher keeps them; half the repeats, each twice as long)."""
+    result = throughput(paths, frames, focal, batch_sizes, repeats, min_seconds, threads)
+    if concurrency > 1:
+        rates = in_flight_throughput(paths, frames, focal, batch_sizes, concurrency, max(1, repeats // 2),
+                                     2 * min_seconds, threads)  # fmt: skip
+        for batch, row in rates.items():
+            for name, rate in row.items():
+                result[batch][name]["frames_per_s_in_flight"] = rate
+    return result

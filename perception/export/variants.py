@@ -321,12 +321,8 @@ def compare_variants(
         sess = session(path)
         accuracy[name] = headline(evaluate(lambda images, focal, s=sess: run_onnx(s, images, focal), samples))
     frames = np.stack([s.image.transpose(2, 0, 1) for s in samples[:8]])
-    speed = timing.throughput(paths, frames, meta.canonical_focal_px, batch_sizes, repeats, 0.3, THREADS)
-    in_flight = timing.in_flight_throughput(paths, frames, meta.canonical_focal_px, batch_sizes, IN_FLIGHT,
-                                            max(1, repeats // 2), 0.6, THREADS)  # fmt: skip
-    for batch, row in in_flight.items():
-        for name, rate in row.items():
-            speed[batch][name]["frames_per_s_in_flight"] = rate
+    speed = timing.throughput_and_in_flight(paths, frames, meta.canonical_focal_px, batch_sizes, IN_FLIGHT, repeats,
+                                            0.3, THREADS)  # fmt: skip
 
     report = {
         "model": f"{meta.name} {meta.version}",
