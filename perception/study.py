@@ -120,10 +120,10 @@ def mean_metrics(items: list[dict[str, float]]) -> dict[str, float]:
     return {k: statistics.mean(m[k] for m in items) for k in items[0]}
 
 
-def markdown(rows: dict, seeds: list[int], latency: dict | None) -> str:
+def markdown(rows: dict, seeds: list[int], latency: dict | None, budget: str) -> str:
     keys = [f"{t}.{n}" for t, n, _ in METRICS]
     head = "| method | " + " | ".join(k.split(".")[1] for k in keys) + " | Δm % (mean ± sd) | train h |"
-    lines = [head, "|" + " --- |" * (len(keys) + 3)]
+    lines = [budget, "", head, "|" + " --- |" * (len(keys) + 3)]
     for method, row in rows.items():
         dm = row["delta_m"]
         spread = statistics.stdev(dm) if len(dm) > 1 else 0.0
@@ -195,17 +195,19 @@ def study_command(args: argparse.Namespace) -> int:
     if not args.no_latency:
         width, height = (int(v) for v in args.latency_size.lower().split("x"))
         latency = multitask_latency(base, height, width)
-    table = markdown(rows, seeds, latency)
-    (args.out / "study.json").write_text(json.dumps({"rows": rows, "latency": latency, "seeds": seeds}, indent=2))
+    sets = "".join(f" --set {o}" for o in args.set or [])
+    budget = (f"Study budget (reduced from the bundled recipe): {base.train.steps} steps × batch "
+              f"{base.train.batch_size} at {base.model.input_width}×{base.model.input_height} per run, "
+              f"{args.eval_count} held-out frames per score, `perception study {args.config} "
+              f"--seeds {args.seeds} --methods {args.methods} --eval-count {args.eval_count}{sets}`.")  # fmt: skip
+    table = markdown(rows, seeds, latency, budget)
+    (args.out / "study.json").write_text(json.dumps({"rows": rows, "latency": latency, "seeds": seeds,
+                                                     "budget": budget}, indent=2))  # fmt: skip
     (args.out / "study.md").write_text(table + "\n")
     plot(rows, args.out / "study.png")
     if args.card:
         from perception.card import write_section
 
-        budget = (f"Study budget (reduced from the bundled recipe): {base.train.steps} steps × batch "
-                  f"{base.train.batch_size} at {base.model.input_width}×{base.model.input_height} per run, "
-                  f"{args.eval_count} held-out frames per score, `perception study {args.config} "
-                  f"--seeds {args.seeds} --methods {args.methods}`.")  # fmt: skip
-        write_section(args.card, "study", f"## Does sharing pay? (the study)\n\n{budget}\n\n{table}")
+        write_section(args.card, "study", f"## Does sharing pay? (the study)\n\n{table}")
     print(table)
     return 0

@@ -44,7 +44,8 @@ def test_tiny_study_writes_table_and_plot(tmp_path):
     report = json.loads((out / "study.json").read_text())
     assert set(report["rows"]) == {"single-task (3 networks)", "famo"}
     assert all(len(row["delta_m"]) == 1 for row in report["rows"].values())
-    assert "Δm" in (out / "study.md").read_text()
+    table = (out / "study.md").read_text()
+    assert "Δm" in table and "--set train.steps=3" in table  # the exact command, overrides included
     latency = report["latency"]  # one multi-task pass against three single-task ones, at the asked size
     assert latency["input"] == "160x96" and set(latency["each_ms"]) == {
         "multi-task",
