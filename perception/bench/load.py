@@ -1,5 +1,7 @@
-"""Servers in subprocesses and a load generator in its own process (asyncio + httpx), bounded by a
-request count and a time limit. Latencies are measured per request, client side."""
+"""Servers in subprocesses and a load generator in its own process (asyncio + aiohttp), bounded by a
+request count and a time limit. Latencies are measured per request, client side. aiohttp, not httpx:
+the load generator shares the server's cores, and httpx's pure-Python HTTP parser spent 4.4 ms of CPU
+reading each 630 KB answer against aiohttp's 0.34 ms (same loopback server, 400 requests)."""
 
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
 
+import aiohttp
 import httpx
 
 OUTPUT_KEYS = (b'"detections"', b'"segmentation"', b'"depth"')
@@ -116,25 +119,26 @@ async def _drive(spec: LoadSpec) -> dict:
         request_body([spec.images[(i + k) % len(spec.images)] for k in range(spec.frames_per_request)])
         for i in range(len(spec.images))
     ]
-    limits = httpx.Limits(max_connections=spec.concurrency, max_keepalive_connections=spec.concurrency)
     latencies: list[float] = []
     errors: list[str] = []
     stages: dict[str, list[float]] = {}
-    async with httpx.AsyncClient(base_url=spec.url, limits=limits, timeout=120) as client:
+    connector = aiohttp.TCPConnector(limit=spec.concurrency)
+    timeout = aiohttp.ClientTimeout(total=120)
+    async with aiohttp.ClientSession(spec.url, connector=connector, timeout=timeout) as client:
 
         async def one(i: int) -> float | None:
             body, content_type = bodies[i % len(bodies)]
             started = time.perf_counter()
             try:
-                response = await client.post("/v1/perceive", content=body, headers={"content-type": content_type})
-            except httpx.HTTPError as exc:
+                async with client.post("/v1/perceive", data=body, headers={"content-type": content_type}) as response:
+                    status, content = response.status, await response.read()
+            except (aiohttp.ClientError, TimeoutError) as exc:
                 errors.append(type(exc).__name__)
                 return None
             elapsed = time.perf_counter() - started
-            if response.status_code != 200:
-                errors.append(str(response.status_code))
+            if status != 200:
+                errors.append(str(status))
                 return None
-            content = response.content
             if not all(content.count(key) >= spec.frames_per_request for key in OUTPUT_KEYS):
                 errors.append("missing output")
                 return None
