@@ -242,8 +242,8 @@ def tasks_section(model_dir: Path, multi: Path, frames: np.ndarray, focal: float
 def raw_throughput(path: Path, frames: np.ndarray, focal: float, batch: int, concurrency: int, plan: Plan,
                    threads: int) -> float:  # fmt: skip
     """In-process frames/s under the service's batch policy."""
-    rates = in_flight_throughput({"raw": path}, frames, focal, (batch,), concurrency, max(1, plan.repeats // 2),
-                                 2 * plan.min_seconds, threads)  # fmt: skip
+    rates = in_flight_throughput({"raw": path}, frames, focal, (batch,), concurrency, plan.repeats,
+                                 plan.min_seconds, threads)  # fmt: skip
     return rates[str(batch)]["raw"]
 
 

@@ -81,10 +81,12 @@ def in_flight_rates(sessions: dict[str, ort.InferenceSession], feed: dict, batch
 
 def in_flight_throughput(paths: dict[str, Path], frames: np.ndarray, focal: float, batch_sizes: tuple[int, ...],
                          concurrency: int, repeats: int, min_seconds: float, threads: int) -> dict:  # fmt: skip
-    """{batch: {model: frames/s}} with ``concurrency`` runs in flight."""
+    """{batch: {model: frames/s}} with ``concurrency`` runs in flight. ``repeats`` and ``min_seconds``
+    are those of the one-at-a-time timing: in flight takes half the repeats, each twice as long."""
     sessions = {name: session(path, threads) for name, path in paths.items()}
     for sess in sessions.values():
         sess.run(None, batch_feed(frames, focal, 1))
+    repeats, min_seconds = max(1, repeats // 2), 2 * min_seconds
     return {str(b): in_flight_rates(sessions, batch_feed(frames, focal, b), b, concurrency, repeats, min_seconds)
             for b in batch_sizes}  # fmt: skip
 
@@ -92,11 +94,10 @@ def in_flight_throughput(paths: dict[str, Path], frames: np.ndarray, focal: floa
 def throughput_and_in_flight(paths: dict[str, Path], frames: np.ndarray, focal: float, batch_sizes: tuple[int, ...],
                              concurrency: int, repeats: int, min_seconds: float, threads: int) -> dict:  # fmt: skip
     """``throughput`` with ``frames_per_s_in_flight`` added to each row when ``concurrency`` > 1 (that
-    many runs in flight, as the service's batcher keeps them; half the repeats, each twice as long)."""
+    many runs in flight, as the service's batcher keeps them)."""
     result = throughput(paths, frames, focal, batch_sizes, repeats, min_seconds, threads)
     if concurrency > 1:
-        rates = in_flight_throughput(paths, frames, focal, batch_sizes, concurrency, max(1, repeats // 2),
-                                     2 * min_seconds, threads)  # fmt: skip
+        rates = in_flight_throughput(paths, frames, focal, batch_sizes, concurrency, repeats, min_seconds, threads)
         for batch, row in rates.items():
             for name, rate in row.items():
                 result[batch][name]["frames_per_s_in_flight"] = rate
