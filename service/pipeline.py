@@ -14,7 +14,15 @@ import numpy as np
 from perception.contract import Letterbox
 from service.batcher import Batcher, Result
 from service.engine import Engine
-from service.imaging import DEPTH_PNG_SCALE, declared_size, decode_image, depth_to_uint16, jpeg_reduction, png_base64
+from service.imaging import (
+    DEPTH_PNG_SCALE,
+    declared_size,
+    decode_image,
+    depth_to_uint16,
+    float16,
+    jpeg_reduction,
+    png_base64,
+)
 from service.schemas import Depth, Detection, FrameResult, Segmentation, SegmentationClass, Timings
 
 OUTPUTS = ("detections", "segmentation", "depth")
@@ -110,7 +118,7 @@ def finish(frame: FrameInput, index: int, prep: Prepared, result: Result, option
     if depth is not None:
         h, w = depth.shape
         if options.depth_encoding == "float16":
-            raw = base64.b64encode(depth.astype("<f2").tobytes()).decode("ascii")
+            raw = base64.b64encode(float16(depth).tobytes()).decode("ascii")
             depth_answer = Depth(encoding="float16", width=w, height=h, data=raw)
         else:
             data = png_base64(depth_to_uint16(depth))

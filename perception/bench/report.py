@@ -140,8 +140,38 @@ def markdown(report: dict, plot_name: str) -> str:
         lines += ["", f"Raw in-process throughput, {settings.get('concurrent_batches', 1)} runs of batch "
                       f"{settings['max_batch']} in flight: {raw['before']:.1f} frames/s "
                       f"before the service run, {raw['after']:.1f} after (mean {raw['mean']:.1f})."]  # fmt: skip
+        lines += cpu_budget(report)
     lines += ["", f"![latency against load]({plot_name})", ""]
     return "\n".join(lines)
+
+
+def cpu_budget(report: dict) -> list[str]:
+    """Where the cores' time goes per frame at saturation (the busiest single-frame level), against
+    the raw model's and the budget the service-vs-raw target leaves."""
+    service = report["service"]
+    rows = [r for r in service["single"] if "server" in r.get("cpu_ms_per_frame", {})]
+    if not rows or "raw_cpu_ms_per_frame" not in service:
+        return []
+    top = max(rows, key=lambda r: r["frames_per_s"])
+    cpu, work = top["cpu_ms_per_frame"], service["frame_work_cpu_ms"]
+    cores = report["machine"]["cores"]
+    rest = cpu["server"] - cpu["server_event_loop"] - work["decode_letterbox"] - work["map_encode"]
+    budget = 1000 * cores / (TARGETS["service_vs_raw"] * service["raw_frames_per_s"]["mean"])
+    entries = [
+        ("raw model in process, same batch policy", service["raw_cpu_ms_per_frame"]),
+        ("service, all threads", cpu["server"]),
+        ("· event loop: HTTP, FastAPI, JSON", cpu["server_event_loop"]),
+        ("· decode + letterbox (timed alone, one thread)", work["decode_letterbox"]),
+        ("· map back + encode every output (timed alone)", work["map_encode"]),
+        ("· inference and the rest (thread hand-offs)", rest),
+        ("load generator, on the same cores", cpu["load_generator"]),
+        ("service + load generator", cpu["server"] + cpu["load_generator"]),
+        (f"{cores} cores' time per frame at {top['frames_per_s']:.1f} frames/s", 1000 * cores / top["frames_per_s"]),
+        (f"budget per frame at {TARGETS['service_vs_raw']:.2f} × raw", budget),
+    ]
+    return ["", f"CPU per frame at saturation (single frames, c={top['concurrency']}; /proc and process time):", "",
+            "| where | CPU ms per frame |", "| --- | --- |",
+            *(f"| {name} | {value:.2f} |" for name, value in entries)]  # fmt: skip
 
 
 def write_markdown(report: dict, path: Path, plot_name: str) -> str:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from perception.bench.load import LoadGenerator, LoadSpec, start_eager, start_service, stop_server
+from perception.bench.load import LoadGenerator, LoadSpec, Server, start_eager, start_service, stop_server
 from perception.bench.report import evaluate_targets, write_markdown, write_plot
 from perception.bench.timing import in_flight_throughput, throughput, throughput_and_in_flight
 
@@ -240,19 +240,43 @@ def tasks_section(model_dir: Path, multi: Path, frames: np.ndarray, focal: float
 
 
 def raw_throughput(path: Path, frames: np.ndarray, focal: float, batch: int, concurrency: int, plan: Plan,
-                   threads: int) -> float:  # fmt: skip
-    """In-process frames/s under the service's batch policy."""
+                   threads: int) -> dict[str, float]:  # fmt: skip
+    """In-process {frames_per_s, cpu_ms_per_frame} under the service's batch policy."""
     rates = in_flight_throughput({"raw": path}, frames, focal, (batch,), concurrency, plan.repeats,
                                  plan.min_seconds, threads)  # fmt: skip
     return rates[str(batch)]["raw"]
 
 
-def load_levels(generator: LoadGenerator, url: str, images: list[bytes], frames_per_request: int,
+def frame_work_cpu(model: Path, images: list[bytes], repeats: int) -> dict[str, float]:
+    """CPU ms per frame of the service's own work around inference, each step timed alone in this
+    process on the benchmark's JPEGs: decode + letterbox, and mapping back + encoding every output."""
+    from service.batcher import Result
+    from service.engine import Engine
+    from service.pipeline import FrameInput, Options, finish, prepare
+
+    engine = Engine(model, intra_op_threads=1)
+    inputs = [FrameInput(data) for data in images]
+    prepared = [prepare(frame, engine, 10**9) for frame in inputs]
+    results = [Result(engine.run(p.pixels[None], np.array([p.focal_px], np.float32)).frame(0), engine, 0.0, 0.0, 1)
+               for p in prepared]  # fmt: skip
+    cpu = {"decode_letterbox": 0.0, "map_encode": 0.0}
+    for _ in range(repeats):
+        for frame, prep, result in zip(inputs, prepared, results, strict=True):
+            started = time.process_time()
+            prepare(frame, engine, 10**9)
+            middle = time.process_time()
+            finish(frame, 0, prep, result, Options())
+            cpu["decode_letterbox"] += middle - started
+            cpu["map_encode"] += time.process_time() - middle
+    return {k: round(1000 * v / (repeats * len(images)), 2) for k, v in cpu.items()}
+
+
+def load_levels(generator: LoadGenerator, server: Server, images: list[bytes], frames_per_request: int,
                 levels: tuple[int, ...], plan: Plan, label: str) -> list[dict]:  # fmt: skip
     rows = []
     for concurrency in levels:
-        spec = LoadSpec(url, images, frames_per_request, concurrency, plan.level_requests, plan.level_seconds,
-                        warmup_requests=min(concurrency, plan.level_requests))  # fmt: skip
+        spec = LoadSpec(server.url, images, frames_per_request, concurrency, plan.level_requests, plan.level_seconds,
+                        min(concurrency, plan.level_requests), server.process.pid)  # fmt: skip
         rows.append(generator.run(spec))
         r = rows[-1]
         say(f"{label} ×{frames_per_request} c={concurrency}: {r['frames_per_s']} frames/s, p50 {r['p50_ms']} ms, "
@@ -275,18 +299,22 @@ def service_section(args, plan: Plan, model: Path, frames: np.ndarray, focal: fl
     say(f"service on {model}")
     server = start_service(model, tmp / "service.log", env)
     try:
-        single = load_levels(generator, server.url, images, 1, plan.concurrency, plan, "service")
-        multi = load_levels(generator, server.url, images, args.multi_frames, plan.multi_concurrency, plan, "service")
+        single = load_levels(generator, server, images, 1, plan.concurrency, plan, "service")
+        multi = load_levels(generator, server, images, args.multi_frames, plan.multi_concurrency, plan, "service")
     finally:
         stop_server(server)
     say("raw in-process throughput (after the service run)")
     raw_after = raw_throughput(model, frames, focal, *policy, plan, threads)
+    say("the service's decode and encode, each timed alone")
+    rates = [raw_before["frames_per_s"], raw_after["frames_per_s"]]
     return {
         "model": str(model),
         "env": env,
         "single": single,
         "multi": multi,
-        "raw_frames_per_s": {"before": raw_before, "after": raw_after, "mean": round((raw_before + raw_after) / 2, 2)},
+        "raw_frames_per_s": {"before": rates[0], "after": rates[1], "mean": round(sum(rates) / 2, 2)},
+        "raw_cpu_ms_per_frame": round((raw_before["cpu_ms_per_frame"] + raw_after["cpu_ms_per_frame"]) / 2, 2),
+        "frame_work_cpu_ms": frame_work_cpu(model, images, plan.repeats),
         "saturation_frames_per_s": max(r["frames_per_s"] for r in single + multi),
     }
 
@@ -295,7 +323,7 @@ def eager_section(model_dir: Path, plan: Plan, threads: int, images: list[bytes]
                   tmp: Path) -> dict:  # fmt: skip
     server = start_eager(EAGER_SCRIPT, model_dir, tmp / "eager.log", threads)
     try:
-        single = load_levels(generator, server.url, images, 1, plan.eager_concurrency, plan, "eager")
+        single = load_levels(generator, server, images, 1, plan.eager_concurrency, plan, "eager")
     finally:
         stop_server(server)
     return {"single": single, "saturation_frames_per_s": max(r["frames_per_s"] for r in single),

@@ -58,9 +58,9 @@ def throughput(paths: dict[str, Path], frames: np.ndarray, focal: float, batch_s
 
 
 def in_flight_rates(sessions: dict[str, ort.InferenceSession], feed: dict, batch: int, concurrency: int,
-                    repeats: int, min_seconds: float) -> dict[str, float]:  # fmt: skip
-    """{name: frames/s} with ``concurrency`` runs of ``batch`` frames in flight on each session;
-    each repeat at least ``min_seconds`` long."""
+                    repeats: int, min_seconds: float) -> dict[str, dict[str, float]]:  # fmt: skip
+    """{name: {frames_per_s, cpu_ms_per_frame}} with ``concurrency`` runs of ``batch`` frames in flight
+    on each session; each repeat at least ``min_seconds`` long. CPU is this process's, every thread."""
 
     def frames_until(sess: ort.InferenceSession, end: float) -> int:
         runs = 0
@@ -70,19 +70,23 @@ def in_flight_rates(sessions: dict[str, ort.InferenceSession], feed: dict, batch
         return runs * batch
 
     rates: dict[str, list[float]] = {name: [] for name in sessions}
+    cpu: dict[str, list[float]] = {name: [] for name in sessions}
     with ThreadPoolExecutor(concurrency) as pool:
         for _ in range(repeats):
             for name, sess in sessions.items():
-                start = time.perf_counter()
+                start, cpu_start = time.perf_counter(), time.process_time()
                 done = sum(pool.map(frames_until, [sess] * concurrency, [start + min_seconds] * concurrency))
                 rates[name].append(done / (time.perf_counter() - start))
-    return {name: round(statistics.median(r), 2) for name, r in rates.items()}
+                cpu[name].append(1000 * (time.process_time() - cpu_start) / done)
+    return {name: {"frames_per_s": round(statistics.median(rates[name]), 2),
+                   "cpu_ms_per_frame": round(statistics.median(cpu[name]), 2)} for name in sessions}  # fmt: skip
 
 
 def in_flight_throughput(paths: dict[str, Path], frames: np.ndarray, focal: float, batch_sizes: tuple[int, ...],
                          concurrency: int, repeats: int, min_seconds: float, threads: int) -> dict:  # fmt: skip
-    """{batch: {model: frames/s}} with ``concurrency`` runs in flight. ``repeats`` and ``min_seconds``
-    are those of the one-at-a-time timing: in flight takes half the repeats, each twice as long."""
+    """{batch: {model: {frames_per_s, cpu_ms_per_frame}}} with ``concurrency`` runs in flight. ``repeats``
+    and ``min_seconds`` are those of the one-at-a-time timing: in flight takes half the repeats, each
+    twice as long."""
     sessions = {name: session(path, threads) for name, path in paths.items()}
     for sess in sessions.values():
         sess.run(None, batch_feed(frames, focal, 1))
@@ -100,5 +104,5 @@ def throughput_and_in_flight(paths: dict[str, Path], frames: np.ndarray, focal: 
         rates = in_flight_throughput(paths, frames, focal, batch_sizes, concurrency, repeats, min_seconds, threads)
         for batch, row in rates.items():
             for name, rate in row.items():
-                result[batch][name]["frames_per_s_in_flight"] = rate
+                result[batch][name]["frames_per_s_in_flight"] = rate["frames_per_s"]
     return result
