@@ -4,6 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh serve,train,dev
 .venv/bin/ruff check .
+.venv/bin/ruff format --check .
 # tests/test_webpage.py drives Debian's Chromium through Playwright (no browser downloads).
 if ! command -v chromium >/dev/null; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
