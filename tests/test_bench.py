@@ -24,9 +24,10 @@ def test_bench_tiny_writes_json_markdown_and_plot(tiny_model, tmp_path):
         assert {"frames_per_s", "p50_ms", "p95_ms", "p99_ms"} <= set(rows[0])
     assert report["service"]["multi"][0]["frames_per_request"] == 4
     assert {"inference_ms", "encode_ms"} <= set(report["service"]["single"][0]["server_stage_mean_ms"])
-    # where the CPU goes: the server's threads and event loop, the load generator, the raw model
+    # where the CPU goes: the server's threads and event loop (/proc counts 10 ms ticks: a tiny level
+    # may show none), the load generator, the raw model
     cpu = report["service"]["single"][-1]["cpu_ms_per_frame"]
-    assert cpu["server"] >= cpu["server_event_loop"] > 0 and cpu["load_generator"] > 0
+    assert cpu["server"] >= cpu["server_event_loop"] >= 0 and cpu["load_generator"] > 0
     assert report["service"]["raw_cpu_ms_per_frame"] > 0
     assert all(v > 0 for v in report["service"]["frame_work_cpu_ms"].values())
     names = {t["name"] for t in report["targets"]}

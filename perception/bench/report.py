@@ -163,7 +163,7 @@ def cpu_budget(report: dict) -> list[str]:
         ("· event loop: HTTP, FastAPI, JSON", cpu["server_event_loop"]),
         ("· decode + letterbox (timed alone, one thread)", work["decode_letterbox"]),
         ("· map back + encode every output (timed alone)", work["map_encode"]),
-        ("· inference and the rest (thread hand-offs)", rest),
+        ("· inference and the rest (the remainder)", rest),
         ("load generator, on the same cores", cpu["load_generator"]),
         ("service + load generator", cpu["server"] + cpu["load_generator"]),
         (f"{cores} cores' time per frame at {top['frames_per_s']:.1f} frames/s", 1000 * cores / top["frames_per_s"]),
