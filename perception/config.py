@@ -21,7 +21,7 @@ class ModelConfig:
     tasks: list[str] = field(default_factory=lambda: list(TASKS))
     neck_channels: int = 64
     det_channels: int = 48
-    det_strides: list[int] = field(default_factory=lambda: [8, 16, 32])  # any of 4, 8, 16, 32; 4 last to fine-tune
+    det_strides: list[int] = field(default_factory=lambda: [8, 16, 32])
     dense_channels: int = 48  # the segmentation and depth decoder (shared)
     head_activation: str = "relu"  # relu | silu (models trained before drivenet 3 used silu)
     input_height: int = 384

@@ -54,26 +54,3 @@ def test_samples_with_only_boxes_train_detection_alone(tmp_path):
     rows = read_metrics(run)
     assert all(float(r["seg"]) == 0 and float(r["depth"]) == 0 for r in rows)
     assert float(rows[-1]["det_box"]) > 0
-
-
-def test_a_stride_4_detection_level_fine_tunes_from_a_model_without_it(tiny_run, tmp_path):
-    """``4`` appended to ``model.det_strides`` adds a level for the smallest boxes; every tensor of the
-    model it starts from loads unchanged, and the new level trains."""
-    from safetensors.torch import load_file
-
-    from perception.config import load_config
-    from perception.model.net import MultiTaskNet
-    from tests.conftest import TINY_OVERRIDES
-
-    run = train_tiny(tmp_path / "p2", steps=5, init=tiny_run / WEIGHTS,
-                     extra=["model.det_strides=[8, 16, 32, 4]", "train.lr=1e-9", "train.ema_decay=0.0"])  # fmt: skip
-    before, after = load_file(tiny_run / WEIGHTS), load_file(run / WEIGHTS)
-    new = sorted({name.rsplit(".", 2)[0] for name in set(after) - set(before)})
-    assert any(n.startswith("fine.") for n in new) and any(n.startswith("detection.stems.3") for n in new)
-    key = "detection.cls_preds.0.weight"  # the stride-8 level keeps its trained weights
-    torch.testing.assert_close(after[key], before[key], atol=1e-4, rtol=1e-3)
-    assert all(float(r["det_box"]) > 0 for r in read_metrics(run))
-
-    config = load_config(None, [*TINY_OVERRIDES, "model.det_strides=[8, 16, 32, 4]"])
-    out = MultiTaskNet(config.model).eval()(torch.zeros(1, 3, 96, 160))
-    assert int((out["det_strides"] == 4).sum()) == (96 // 4) * (160 // 4)

@@ -108,22 +108,6 @@ class DenseDecoder(nn.Module):
         return {name: pred(features) for name, pred in self.preds.items()}
 
 
-class FineLevel(nn.Module):
-    """A stride-4 detection level for the smallest boxes (``4`` in ``model.det_strides``): the
-    backbone's stride-4 features plus the stride-8 pyramid level upsampled, then a separable 3x3.
-    It sits beside the pyramid rather than in it, so the pyramid's modules keep their names and a
-    model trained without it fine-tunes into one with it (list 4 last in ``det_strides``: head levels
-    are indexed by position)."""
-
-    def __init__(self, low_channels: int, channels: int, act: str):
-        super().__init__()
-        self.lateral = conv_bn_act(low_channels, channels, act, k=1)
-        self.smooth = separable(channels, channels, act)
-
-    def forward(self, low: Tensor, stride8: Tensor) -> Tensor:
-        return self.smooth(self.lateral(low) + upsample(stride8, (low.shape[-2], low.shape[-1])))
-
-
 def upsample(x: Tensor, size: tuple[int, int]) -> Tensor:
     return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
 
@@ -144,8 +128,6 @@ class MultiTaskNet(nn.Module):
         self.pyramid_strides = self.backbone.feature_info.reduction()[1:]  # 8, 16, 32: the first stays out
         self.neck = FeaturePyramidNetwork(channels[1:], config.neck_channels)
         c = config.neck_channels
-        if "detection" in self.tasks and 4 in config.det_strides:
-            self.fine = FineLevel(channels[0], c, config.head_activation)
         if "detection" in self.tasks:
             self.detection = DetectionHead(c, config.det_channels, len(DETECTION_CLASSES), config.det_strides,
                                            config.head_activation)  # fmt: skip
@@ -178,8 +160,6 @@ class MultiTaskNet(nn.Module):
         feats = self.backbone(x)
         pyramid = list(self.neck(OrderedDict((str(i), f) for i, f in enumerate(feats[1:]))).values())
         by_stride = dict(zip(self.pyramid_strides, pyramid, strict=True))
-        if hasattr(self, "fine"):
-            by_stride[4] = self.fine(feats[0], by_stride[8])
         out: dict[str, Tensor] = {}
         if "detection" in self.tasks:
             logits, distances, points, strides = self.detection([by_stride[s] for s in self.config.det_strides])
