@@ -10,6 +10,7 @@ import csv
 import json
 import os
 import platform
+import re
 import statistics
 import time
 from pathlib import Path
@@ -18,15 +19,19 @@ import numpy as np
 
 
 def hardware() -> str:
-    cpu = platform.processor() or platform.machine()
+    """This machine's cores, CPU model and the SIMD extensions that decide CPU inference speed."""
+    cpu, flags = platform.processor() or platform.machine(), ""
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+        text = Path("/proc/cpuinfo").read_text()
     except OSError:
-        pass
-    return f"{os.cpu_count()} cores of {cpu}"
+        text = ""
+    if model := re.search(r"^model name\s*:\s*(.+)$", text, re.MULTILINE):
+        cpu = model.group(1).strip()
+    if found := re.search(r"^flags\s*:\s*(.+)$", text, re.MULTILINE):
+        wanted = ("avx2", "avx512bw", "avx512_vnni", "avx_vnni", "amx_int8", "avx512_fp16")
+        have = found.group(1).split()
+        flags = " (" + " ".join(f for f in wanted if f in have) + ")"
+    return f"{os.cpu_count()} cores of {cpu}{flags}"
 
 
 def gflops(net, height: int, width: int) -> float:

@@ -4,6 +4,7 @@ written with the expected keys. Speed targets are measured by ``perception bench
 from __future__ import annotations
 
 import json
+import os
 
 from perception.cli import main
 
@@ -15,6 +16,7 @@ def test_bench_tiny_writes_json_markdown_and_plot(tiny_model, tmp_path):
     report = json.loads((out / "smoke.json").read_text())
     assert {"machine", "model", "settings", "model_only", "tasks", "service", "eager", "targets"} <= set(report)
     assert {"cpu", "cores", "load_average_start", "versions"} <= set(report["machine"])
+    assert report["machine"]["cpu"].startswith(f"{os.cpu_count()} cores of ")  # cards name machines alike
     assert report["model"]["input"] == [96, 160]
     assert {"fp32", "int8"} <= set(report["model_only"]["1"])
     assert report["model_only"]["1"]["int8"]["frames_per_s_in_flight"] > 0  # the service's 2 runs in flight

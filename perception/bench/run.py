@@ -173,14 +173,14 @@ def run(args: argparse.Namespace, plan: Plan, sections: list[str], tmp: Path) ->
 def machine() -> dict:
     import onnxruntime as ort
 
-    from perception.export.variants import cpu_name
+    from perception.card import hardware
 
     versions = {"python": platform.python_version(), "onnxruntime": ort.__version__, "numpy": np.__version__}
     for module in ("torch", "cv2", "fastapi", "uvicorn", "httpx"):
         with contextlib.suppress(ImportError):
             versions[module] = __import__(module).__version__
     return {
-        "cpu": cpu_name(),
+        "cpu": hardware(),
         "cores": os.cpu_count(),
         "platform": platform.platform(),
         "load_average_start": [round(x, 2) for x in os.getloadavg()],

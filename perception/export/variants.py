@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,7 +25,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-from perception.card import write_section
+from perception.card import hardware, write_section
 from perception.contract import INPUT_FOCAL, INPUT_IMAGES, MODEL_FILE, ModelMetadata, write_checksum
 
 VARIANT_KEY = "variant"  # metadata_props key: fp32 (absent), fp16 or int8
@@ -289,20 +288,6 @@ def headline(metrics: dict) -> dict[str, float]:
     return out
 
 
-def cpu_name() -> str:
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return "unknown CPU"
-    model = re.search(r"^model name\s*:\s*(.+)$", text, re.MULTILINE)
-    flags = re.search(r"^flags\s*:\s*(.+)$", text, re.MULTILINE)
-    wanted = ("avx2", "avx512bw", "avx512_vnni", "avx_vnni", "amx_int8", "avx512_fp16")
-    have = [f for f in wanted if flags and f in flags.group(1).split()]
-    import os
-
-    return f"{model.group(1).strip() if model else 'unknown CPU'}, {os.cpu_count()} cores ({' '.join(have)})"
-
-
 def compare_variants(
     model_dir: Path, count: int = 200, batch_sizes: tuple[int, ...] = (1, 4), repeats: int = 5, write: bool = True
 ) -> dict:
@@ -328,7 +313,7 @@ def compare_variants(
         "model": f"{meta.name} {meta.version}",
         "input": [meta.input_height, meta.input_width],
         "data": {"dataset": "synthetic", "split": "test", "frames": len(samples)},
-        "machine": cpu_name(),
+        "machine": hardware(),
         "onnxruntime": f"{ort.__version__} CPUExecutionProvider, intra-op threads {THREADS}",
         "accuracy": accuracy,
         "accuracy_change": {
