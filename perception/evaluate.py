@@ -108,16 +108,24 @@ class Evaluator:
             coco.evaluate()
             coco.accumulate()
             coco.summarize()
-        precision = coco.eval["precision"][0, :, :, 0, -1]  # IoU .5, all recall, class, area all, 100 dets
+        precision = coco.eval["precision"][0, :, :, :, -1]  # IoU .5, recall, class, area range, 100 dets
         per_class = {}
         for i, name in enumerate(DETECTION_CLASSES):
-            p = precision[:, i]
+            p = precision[:, i, 0]
             per_class[name] = float(p[p > -1].mean()) if (p > -1).any() else None
+        # AP@.5 by COCO's size (area all / small / medium / large): where the gap to the headline lies
+        by_size = {}
+        for a, size in enumerate(("small", "medium", "large"), start=1):
+            p = precision[:, :, a]
+            by_size[f"AP50_{size}"] = float(p[p > -1].mean()) if (p > -1).any() else None
         # COCO's summary: [3:6] AP of small (< 32² px) / medium / large boxes, [8] AR with 100 detections,
         # [9] AR of small boxes (distant objects); -1 where the split has no boxes of that size
         summary = {"AP_small": 3, "AP_medium": 4, "AP_large": 5, "AR100": 8, "AR_small": 9}
         sized = {key: float(coco.stats[i]) if coco.stats[i] >= 0 else None for key, i in summary.items()}
-        return {"mAP": float(coco.stats[0]), "mAP50": float(coco.stats[1]), **sized, "per_class_AP50": per_class}
+        return {
+            "mAP": float(coco.stats[0]), "mAP50": float(coco.stats[1]), **sized, **by_size,
+            "per_class_AP50": per_class,
+        }  # fmt: skip
 
 
 DEPTH_METRICS = ("AbsRel", "SqRel", "RMSE", "RMSE_log", "delta1", "delta2", "delta3")

@@ -59,3 +59,19 @@ def test_exported_model_scores_like_its_weights(tiny_model, tiny_run):
     assert from_onnx["segmentation"]["mIoU"] == pytest.approx(from_torch["segmentation"]["mIoU"], abs=0.005)
     assert from_onnx["depth"]["AbsRel"] == pytest.approx(from_torch["depth"]["AbsRel"], rel=0.01)
     assert from_onnx["segmentation"]["mIoU"] > 0.3, "the tiny model learnt its toy world"
+
+
+def test_ap50_by_size_shows_which_boxes_are_missed():
+    """A model that finds the large box but not the distant one: AP@.5 1 for large, 0 for small."""
+    h, w = 200, 200
+    boxes = np.array([[10, 10, 18, 18], [50, 50, 150, 150]], np.float32)  # 8x8 px (small) and 100x100 (large)
+    sample = Sample(np.zeros((h, w, 3), np.uint8), Camera(100, 100, 100, 100), boxes=boxes, labels=np.array([0, 0]))
+    dets = np.zeros((100, 6), np.float32)
+    dets[0] = [50, 50, 150, 150, 0.9, 0]
+    evaluator = Evaluator()
+    evaluator.add(sample, {"detections": dets, "num_detections": np.array(1)})
+    result = evaluator.summary()["detection"]
+    assert result["AP50_large"] == pytest.approx(1.0)
+    assert result["AP50_small"] == pytest.approx(0.0)
+    assert result["AP50_medium"] is None  # no medium boxes in this split
+    assert 0.4 < result["mAP50"] < 0.6  # one of two found, at the top of the ranking
