@@ -18,7 +18,8 @@ import torch
 from torchvision.ops import box_iou
 
 from perception.contract import OUTPUT_DETECTIONS, OUTPUT_NUM_DETECTIONS
-from perception.evaluate import held_out_samples, onnx_predictor, torch_predictor
+from perception.data.sample import Sample
+from perception.evaluate import Predictor, held_out_samples, onnx_predictor, torch_predictor
 
 HEIGHT_EDGES = (0, 8, 12, 16, 25, 32, 10_000)  # 25: KITTI's smallest scored box height (375-px-tall images)
 SCORE = 0.25  # the service's default score threshold (service/pipeline.py)
@@ -37,6 +38,13 @@ def found(gt: np.ndarray, labels: np.ndarray, det: np.ndarray) -> np.ndarray:
         if iou[g, d] >= 0.5 and not hit[g]:
             hit[g] = True
     return hit
+
+
+def recall_hits(predict: Predictor, sample: Sample) -> np.ndarray:
+    """Run the model on one held-out frame and mark its ground-truth boxes found or not."""
+    out = predict(sample.image.transpose(2, 0, 1)[None], np.array([sample.camera.fx], np.float32))
+    det = out[OUTPUT_DETECTIONS][0][: int(out[OUTPUT_NUM_DETECTIONS][0])]
+    return found(sample.boxes.astype(np.float32), sample.labels, det)
 
 
 def main() -> None:
@@ -67,12 +75,6 @@ def main() -> None:
         print(f"| all | 100% | | {hits.mean():.1%} |")
     print(f"\nCOCO area buckets: small (< 32²) {np.mean(areas < 32**2):.1%}, "
           f"medium {np.mean((areas >= 32**2) & (areas < 96**2)):.1%}, large {np.mean(areas >= 96**2):.1%}")  # fmt: skip
-
-
-def recall_hits(predict, sample) -> np.ndarray:
-    out = predict(sample.image.transpose(2, 0, 1)[None], np.array([sample.camera.fx], np.float32))
-    det = out[OUTPUT_DETECTIONS][0][: int(out[OUTPUT_NUM_DETECTIONS][0])]
-    return found(sample.boxes.astype(np.float32), sample.labels, det)
 
 
 if __name__ == "__main__":
