@@ -4,7 +4,7 @@ bundled input size). Explains the detection floor's distance: most boxes are a f
 With ``--model`` it also prints, per height bucket, the share of boxes the model finds (a
 same-class detection at IoU >= 0.5 and the service's default score >= 0.25).
 
-    python benchmarks/box_sizes.py [--count 500] [--size 640x384] [--model models/drivenet/7/model.onnx]
+    python benchmarks/box_sizes.py [--count 500] [--size 640x384] [--model models/drivenet/8/model.onnx]
 """
 
 from __future__ import annotations
