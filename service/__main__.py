@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import ipaddress
 import logging
 import sys
@@ -15,6 +16,11 @@ from service.security import Keys
 from service.settings import Settings
 
 log = logging.getLogger("service")
+
+# On SIGTERM, how long the event loop gets to accept connections already waiting in the kernel's
+# backlog, and then to read the requests on them, before uvicorn closes every connection it has not
+# seen a request on (a busy 2-core machine can leave both undone for tens of milliseconds).
+SETTLE_S = 0.2
 
 
 class DrainingServer(uvicorn.Server):
@@ -29,6 +35,13 @@ class DrainingServer(uvicorn.Server):
         self.perception_state.draining = True
         log.info("signal %s: draining", sig)
         super().handle_exit(sig, frame)
+
+    async def shutdown(self, sockets=None) -> None:
+        await asyncio.sleep(SETTLE_S)  # accept what the kernel already holds (readiness says draining)
+        for server in self.servers:
+            server.close()  # from here new connections are refused
+        await asyncio.sleep(SETTLE_S)  # read the requests on connections accepted just before
+        await super().shutdown(sockets)
 
 
 def is_loopback(host: str) -> bool:

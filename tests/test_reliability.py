@@ -406,14 +406,17 @@ def test_sigterm_under_load_loses_no_request(tiny_model, frames, tmp_path):
           f"{len(after)} after it ({sorted({str(r[1]) + ' ' + r[2] for r in after})}); exit code {code}")  # fmt: skip
     assert len(before) >= 6
     # "sent" is stamped before connecting: on a starved machine a client thread may only reach
-    # connect() after the listener closed, and a refused connection never reached the server
-    assert all((r[1] == 200 and r[2] == "ok") or (r[1] is None and r[2] == "ConnectError") for r in before), [
-        r for r in before if r[1] != 200]  # fmt: skip
+    # connect() after the listener closed, and a refused connection never reached the server. The server
+    # waits a moment before closing the listener, so a request sent up to the signal is never dropped
+    # after its connection was made (a RemoteProtocolError: closed without an answer).
+    up_to_signal = before + racing
+    assert all((r[1] == 200 and r[2] == "ok") or (r[1] is None and r[2] == "ConnectError") for r in up_to_signal), [
+        r for r in up_to_signal if r[1] != 200]  # fmt: skip
     assert sum(r[1] == 200 for r in before) >= 6
     # Port closed, closed before any answer, or reset while still in the kernel's listen backlog when
     # the listener closed (ReadError): the server never processed these, so a retry is safe.
     clean_refusals = {"ConnectError", "RemoteProtocolError", "ReadError"}
-    for sent, status, note in racing + after:
+    for sent, status, note in after:
         assert (status == 200 and note == "ok") or status == 503 or (status is None and note in clean_refusals), (
             sent - t, status, note)  # fmt: skip
     assert code in (0, -signal.SIGTERM)
