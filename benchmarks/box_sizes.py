@@ -2,9 +2,12 @@
 COCO's area buckets, on the frames `perception eval` scores (the synthetic test split at the
 bundled input size). Explains the detection floor's distance: most boxes are a few pixels tall.
 With ``--model`` it also prints, per height bucket, the share of boxes the model finds (a
-same-class detection at IoU >= 0.5 and the service's default score >= 0.25).
+same-class detection at IoU >= 0.5 and the service's default score >= 0.25). ``--iou`` and
+``--score`` change those two bars: how the share found moves with each says whether the misses are
+boxes placed too loosely or found with too little confidence.
 
     python benchmarks/box_sizes.py [--count 500] [--size 640x384] [--model models/drivenet/8/model.onnx]
+    python benchmarks/box_sizes.py --model models/drivenet/8/model.onnx --iou 0.3 --score 0.05
 """
 
 from __future__ import annotations
@@ -25,26 +28,29 @@ HEIGHT_EDGES = (0, 8, 12, 16, 25, 32, 10_000)  # 25: KITTI's smallest scored box
 SCORE = 0.25  # the service's default score threshold (service/pipeline.py)
 
 
-def found(gt: np.ndarray, labels: np.ndarray, det: np.ndarray) -> np.ndarray:
-    """Which ground-truth boxes a same-class detection overlaps at IoU >= 0.5 (greedy, one each)."""
+def found(
+    gt: np.ndarray, labels: np.ndarray, det: np.ndarray, iou_min: float = 0.5, score: float = SCORE
+) -> np.ndarray:
+    """Which ground-truth boxes a same-class detection scoring >= ``score`` overlaps at IoU >= ``iou_min``
+    (greedy, one each)."""
     hit = np.zeros(len(gt), bool)
-    det = det[det[:, 4] >= SCORE]
+    det = det[det[:, 4] >= score]
     if not len(det) or not len(gt):
         return hit
     iou = box_iou(torch.from_numpy(gt), torch.from_numpy(det[:, :4])).numpy()
     iou[labels[:, None] != det[None, :, 5].astype(int)] = 0
     for d in np.argsort(-det[:, 4]):
         g = int(np.argmax(np.where(hit, 0, iou[:, d])))
-        if iou[g, d] >= 0.5 and not hit[g]:
+        if iou[g, d] >= iou_min and not hit[g]:
             hit[g] = True
     return hit
 
 
-def recall_hits(predict: Predictor, sample: Sample) -> np.ndarray:
+def recall_hits(predict: Predictor, sample: Sample, iou_min: float = 0.5, score: float = SCORE) -> np.ndarray:
     """Run the model on one held-out frame and mark its ground-truth boxes found or not."""
     out = predict(sample.image.transpose(2, 0, 1)[None], np.array([sample.camera.fx], np.float32))
     det = out[OUTPUT_DETECTIONS][0][: int(out[OUTPUT_NUM_DETECTIONS][0])]
-    return found(sample.boxes.astype(np.float32), sample.labels, det)
+    return found(sample.boxes.astype(np.float32), sample.labels, det, iou_min, score)
 
 
 def main() -> None:
@@ -52,6 +58,8 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=500)
     parser.add_argument("--size", default="640x384", help="input WxH (ignored with --model: its own size)")
     parser.add_argument("--model", type=Path, help="model.onnx or a checkpoint: also print recall by height")
+    parser.add_argument("--iou", type=float, default=0.5, help="IoU a detection needs to find a box")
+    parser.add_argument("--score", type=float, default=SCORE, help="score a detection needs to count")
     args = parser.parse_args()
     width, height = (int(v) for v in args.size.lower().split("x"))
     predict = None
@@ -59,7 +67,7 @@ def main() -> None:
         predict, height, width = (onnx_predictor if args.model.suffix == ".onnx" else torch_predictor)(args.model)
     samples = [s for s in held_out_samples("synthetic", None, "test", args.count, height, width) if s.boxes is not None]
     boxes = np.concatenate([s.boxes for s in samples])
-    hits = np.concatenate([recall_hits(predict, s) for s in samples]) if predict else None
+    hits = np.concatenate([recall_hits(predict, s, args.iou, args.score) for s in samples]) if predict else None
     heights = boxes[:, 3] - boxes[:, 1]
     areas = heights * (boxes[:, 2] - boxes[:, 0])
     per_frame = len(boxes) / len(samples)

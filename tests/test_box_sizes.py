@@ -25,3 +25,12 @@ def test_a_box_is_found_by_one_confident_same_class_overlapping_detection():
     )
     assert box_sizes.found(gt, labels, det).tolist() == [True, False, False, False]
     assert box_sizes.found(gt, labels, det[:0]).tolist() == [False] * 4
+
+
+def test_looser_bars_find_the_loosely_placed_and_the_unsure_boxes():
+    gt = np.array([[0, 0, 10, 10], [20, 20, 30, 30]], np.float32)
+    labels = np.array([0, 1])
+    det = np.array([[0, 0, 10, 30, 0.9, 0], [20, 20, 30, 30, 0.1, 1]], np.float32)  # IoU 1/3; score 0.1
+    assert box_sizes.found(gt, labels, det).tolist() == [False, False]
+    assert box_sizes.found(gt, labels, det, iou_min=0.3).tolist() == [True, False]
+    assert box_sizes.found(gt, labels, det, score=0.05).tolist() == [False, True]
