@@ -72,6 +72,8 @@ def main() -> None:
     areas = heights * (boxes[:, 2] - boxes[:, 0])
     per_frame = len(boxes) / len(samples)
     print(f"{len(boxes)} boxes in {len(samples)} test frames at {width}x{height} ({per_frame:.1f} a frame)")
+    if predict:
+        print(f"found: a same-class detection at IoU >= {args.iou} and score >= {args.score}")
     print("| box height | share | cumulative |" + (" found |" if predict else ""))
     print("| --- | --- | --- |" + (" --- |" if predict else ""))
     for low, high in itertools.pairwise(HEIGHT_EDGES):
