@@ -24,8 +24,9 @@ SETTLE_S = 0.2
 
 
 class DrainingServer(uvicorn.Server):
-    """On SIGTERM/SIGINT: report not-ready at once, then let uvicorn stop accepting connections
-    and finish in-flight requests; the app's shutdown answers every queued frame before exit."""
+    """On SIGTERM/SIGINT: report not-ready at once, keep accepting and reading for ``SETTLE_S``, stop
+    accepting connections, then let uvicorn finish in-flight requests; the app's shutdown answers every
+    queued frame before exit."""
 
     def __init__(self, config: uvicorn.Config, state):
         super().__init__(config)

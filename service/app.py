@@ -353,7 +353,8 @@ def problems(*statuses: int) -> dict:
 
 
 def require_engine(state: State) -> Engine:
-    # While draining, uvicorn accepts no new connections; requests already in hand are answered in full.
+    # While draining, the server stops accepting connections SETTLE_S after the signal (service/__main__.py);
+    # requests it holds are answered in full.
     if state.engine is None or not state.ready:
         raise ProblemError(503, "Not ready", "the model is still loading", {"Retry-After": "1"})
     return state.engine
