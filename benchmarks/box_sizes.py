@@ -26,10 +26,11 @@ from perception.evaluate import Predictor, held_out_samples, onnx_predictor, tor
 
 HEIGHT_EDGES = (0, 8, 12, 16, 25, 32, 10_000)  # 25: KITTI's smallest scored box height (375-px-tall images)
 SCORE = 0.25  # the service's default score threshold (service/pipeline.py)
+IOU = 0.5  # the overlap mAP@.5 asks of a detection
 
 
 def found(
-    gt: np.ndarray, labels: np.ndarray, det: np.ndarray, iou_min: float = 0.5, score: float = SCORE
+    gt: np.ndarray, labels: np.ndarray, det: np.ndarray, iou_min: float = IOU, score: float = SCORE
 ) -> np.ndarray:
     """Which ground-truth boxes a same-class detection scoring >= ``score`` overlaps at IoU >= ``iou_min``
     (greedy, one each)."""
@@ -46,7 +47,7 @@ def found(
     return hit
 
 
-def recall_hits(predict: Predictor, sample: Sample, iou_min: float = 0.5, score: float = SCORE) -> np.ndarray:
+def recall_hits(predict: Predictor, sample: Sample, iou_min: float = IOU, score: float = SCORE) -> np.ndarray:
     """Run the model on one held-out frame and mark its ground-truth boxes found or not."""
     out = predict(sample.image.transpose(2, 0, 1)[None], np.array([sample.camera.fx], np.float32))
     det = out[OUTPUT_DETECTIONS][0][: int(out[OUTPUT_NUM_DETECTIONS][0])]
@@ -58,7 +59,7 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=500)
     parser.add_argument("--size", default="640x384", help="input WxH (ignored with --model: its own size)")
     parser.add_argument("--model", type=Path, help="model.onnx or a checkpoint: also print recall by height")
-    parser.add_argument("--iou", type=float, default=0.5, help="IoU a detection needs to find a box")
+    parser.add_argument("--iou", type=float, default=IOU, help="IoU a detection needs to find a box")
     parser.add_argument("--score", type=float, default=SCORE, help="score a detection needs to count")
     args = parser.parse_args()
     width, height = (int(v) for v in args.size.lower().split("x"))
