@@ -60,7 +60,8 @@ def task_aligned_assign(
 
     centres = (gt_boxes[:, :2] + gt_boxes[:, 2:]) / 2  # [N, 2]
     half = torch.maximum((gt_boxes[:, None, 2:] - gt_boxes[:, None, :2]) / 2, strides[None, :, None] / 2)  # [N, A, 2]
-    inside = ((points[None] - centres[:, None]).abs() < half).all(-1)  # [N, A]
+    # <=: a centre midway between two points (a box edge on the grid's pixel) keeps both rather than neither
+    inside = ((points[None] - centres[:, None]).abs() <= half).all(-1)  # [N, A]
 
     ious = box_iou(gt_boxes, boxes).clamp(min=0)  # [N, A]
     cls_scores = scores[:, gt_labels].T  # [N, A]

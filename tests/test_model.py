@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -46,3 +47,19 @@ def test_backbone_weights_load_from_a_local_file(tmp_path):
     net = MultiTaskNet(ModelConfig(tasks=["depth"], pretrained=str(tmp_path / "backbone.safetensors")))
     for key, value in donor.backbone.state_dict().items():
         torch.testing.assert_close(net.backbone.state_dict()[key], value)
+
+
+def test_a_stride_4_detection_level_reads_the_dense_decoder():
+    """``4`` listed last in ``model.det_strides`` adds a level for the smallest boxes on the dense
+    decoder's stride-4 features; a detection-only model builds that decoder without its predictions."""
+    config = load_config(None, ["model.det_strides=[8, 16, 32, 4]", "model.input_height=96", "model.input_width=160"])
+    out = MultiTaskNet(config.model).eval()(torch.zeros(1, 3, 96, 160))
+    assert int((out["det_strides"] == 4).sum()) == (96 // 4) * (160 // 4)
+    assert out["det_strides"][-1] == 4 and out["seg_logits"].shape[-2:] == (96, 160)
+
+    detection_only = MultiTaskNet(ModelConfig(tasks=["detection"], det_strides=[8, 16, 32, 4])).eval()
+    assert len(detection_only.dense.preds) == 0
+    detection_keys = {"det_logits", "det_distances", "det_points", "det_strides"}
+    assert set(detection_only(torch.zeros(1, 3, 96, 160))) == detection_keys
+    with pytest.raises(ValueError, match="last"):
+        MultiTaskNet(ModelConfig(det_strides=[4, 8, 16, 32]))

@@ -54,3 +54,32 @@ def test_samples_with_only_boxes_train_detection_alone(tmp_path):
     rows = read_metrics(run)
     assert all(float(r["seg"]) == 0 and float(r["depth"]) == 0 for r in rows)
     assert float(rows[-1]["det_box"]) > 0
+
+
+def test_a_stride_4_detection_level_fine_tunes_from_a_model_without_it(tiny_run, tmp_path):
+    """A model trained without the stride-4 level fine-tunes into one with it: every tensor it had
+    loads unchanged, only the new level's head starts fresh, and it trains."""
+    from safetensors.torch import load_file
+
+    run = train_tiny(tmp_path / "p2", steps=5, init=tiny_run / WEIGHTS,
+                     extra=["model.det_strides=[8, 16, 32, 4]", "train.lr=1e-9", "train.ema_decay=0.0"])  # fmt: skip
+    before, after = load_file(tiny_run / WEIGHTS), load_file(run / WEIGHTS)
+    new = set(after) - set(before)
+    assert new and all(".3." in name and name.startswith("detection.") for name in new)
+    key = "detection.cls_preds.0.weight"  # the stride-8 level keeps its trained weights
+    torch.testing.assert_close(after[key], before[key], atol=1e-4, rtol=1e-3)
+    assert all(float(r["det_box"]) > 0 for r in read_metrics(run))
+
+
+def test_a_tiny_box_centred_between_grid_points_still_gets_a_candidate():
+    """A 4-px box whose centre lies midway between two stride-8 points (its edge on the grid's
+    pixel) is assigned points on that level rather than none."""
+    from perception.losses import task_aligned_assign
+    from perception.model.net import grid_points
+
+    points = grid_points(4, 4, 8, torch.device("cpu"))  # centres at 4, 12, 20, 28
+    strides = torch.full((16,), 8.0)
+    gt = torch.tensor([[14.0, 14.0, 18.0, 18.0]])  # centre (16, 16): 4 px from four points
+    boxes = torch.tensor([[13.0, 13.0, 19.0, 19.0]]).expand(16, 4)  # every point predicts a box overlapping it
+    assigned, _, weights = task_aligned_assign(torch.full((16, 7), 0.5), boxes, points, strides, gt, torch.tensor([0]))
+    assert int((assigned == 0).sum()) == 4 and bool((weights[assigned == 0] > 0).all())

@@ -37,12 +37,13 @@ def conv_bn_act(cin: int, cout: int, act: str, k: int = 3) -> nn.Sequential:
 
 class DetectionHead(nn.Module):
     """Anchor-free, one point per feature-map cell (TOOD/YOLOX family): per level a decoupled
-    classification branch and box branch predicting left/top/right/bottom distances."""
+    classification branch and box branch predicting left/top/right/bottom distances.
+    ``channels`` are the input channels of each level."""
 
-    def __init__(self, channels: int, width: int, num_classes: int, strides: list[int], act: str):
+    def __init__(self, channels: list[int], width: int, num_classes: int, strides: list[int], act: str):
         super().__init__()
         self.strides = strides
-        self.stems = nn.ModuleList(separable(channels, width, act) for _ in strides)
+        self.stems = nn.ModuleList(separable(cin, width, act) for cin in channels)
         self.cls_convs = nn.ModuleList(separable(width, width, act) for _ in strides)
         self.box_convs = nn.ModuleList(separable(width, width, act) for _ in strides)
         self.cls_preds = nn.ModuleList(nn.Conv2d(width, num_classes, 1) for _ in strides)
@@ -101,11 +102,10 @@ class DenseDecoder(nn.Module):
         self.body = nn.Sequential(separable(width, width, act), separable(width, width, act))
         self.preds = nn.ModuleDict({name: nn.Conv2d(width, n, 1) for name, n in outputs.items()})
 
-    def forward(self, low: Tensor, high: Tensor) -> dict[str, Tensor]:
-        """Predictions at the stride of ``low`` (4) from it and ``high`` (stride 8)."""
-        x = self.low(low) + upsample(self.high(high), (low.shape[-2], low.shape[-1]))
-        features = self.body(x)
-        return {name: pred(features) for name, pred in self.preds.items()}
+    def forward(self, low: Tensor, high: Tensor) -> Tensor:
+        """Features at the stride of ``low`` (4) from it and ``high`` (stride 8); ``preds`` maps them
+        to each task's output."""
+        return self.body(self.low(low) + upsample(self.high(high), (low.shape[-2], low.shape[-1])))
 
 
 def upsample(x: Tensor, size: tuple[int, int]) -> Tensor:
@@ -128,12 +128,16 @@ class MultiTaskNet(nn.Module):
         self.pyramid_strides = self.backbone.feature_info.reduction()[1:]  # 8, 16, 32: the first stays out
         self.neck = FeaturePyramidNetwork(channels[1:], config.neck_channels)
         c = config.neck_channels
+        fine = "detection" in self.tasks and 4 in config.det_strides
+        if fine and config.det_strides[-1] != 4:
+            raise ValueError("list stride 4 last in model.det_strides: head levels are indexed by position")
         if "detection" in self.tasks:
-            self.detection = DetectionHead(c, config.det_channels, len(DETECTION_CLASSES), config.det_strides,
-                                           config.head_activation)  # fmt: skip
+            level_channels = [config.dense_channels if s == 4 else c for s in config.det_strides]
+            self.detection = DetectionHead(level_channels, config.det_channels, len(DETECTION_CLASSES),
+                                           config.det_strides, config.head_activation)  # fmt: skip
         dense = {"seg_logits": len(SEGMENTATION_CLASSES)} if "segmentation" in self.tasks else {}
         dense |= {"log_depth": 1} if "depth" in self.tasks else {}
-        if dense:
+        if dense or fine:
             self.dense = DenseDecoder(channels[0], c, config.dense_channels, dense, config.head_activation)
             if "log_depth" in dense:
                 nn.init.constant_(self.dense.preds["log_depth"].bias, 3.0)  # exp(3) ≈ 20 m, a typical road depth
@@ -161,11 +165,12 @@ class MultiTaskNet(nn.Module):
         pyramid = list(self.neck(OrderedDict((str(i), f) for i, f in enumerate(feats[1:]))).values())
         by_stride = dict(zip(self.pyramid_strides, pyramid, strict=True))
         out: dict[str, Tensor] = {}
+        if hasattr(self, "dense"):
+            by_stride[4] = self.dense(feats[0], pyramid[0])
+            out.update({name: pred(by_stride[4]) for name, pred in self.dense.preds.items()})
         if "detection" in self.tasks:
             logits, distances, points, strides = self.detection([by_stride[s] for s in self.config.det_strides])
             out.update(det_logits=logits, det_distances=distances, det_points=points, det_strides=strides)
-        if hasattr(self, "dense"):
-            out.update(self.dense(feats[0], pyramid[0]))
         return out
 
     def predict(self, images: Tensor, focal_px: Tensor) -> dict[str, Tensor]:
