@@ -105,7 +105,8 @@ def render(name: str, version: str, config: dict, metrics: dict, training: dict,
         f"`{config['model']['backbone']}` {config['model']['backbone_kwargs']}, tasks {config['model']['tasks']}",
         "- feature pyramid at strides 8-32; anchor-free detection head (separable convolutions) at strides "
         f"{config['model']['det_strides']}; one stride-4 decoder shared by segmentation and depth (backbone "
-        "stride-4 features + pyramid stride 8), its outputs upsampled to the input size; "
+        "stride-4 features + pyramid stride 8), its outputs upsampled to the input size"
+        f"{fine_level(config)}; "
         f"{config['model'].get('head_activation', 'silu')} activations in the heads",
         f"- {facts['gflops']:.2f} GFLOPs per frame (torch FlopCounterMode: 2 FLOPs per multiply-add), "
         f"{facts['params_m']:.2f} M parameters",
@@ -146,3 +147,8 @@ def write_section(card: Path, name: str, body: str, first: bool = False) -> None
     else:
         text = (text.rstrip() + "\n\n" if text.strip() else "") + block + "\n"
     card.write_text(text)
+
+
+def fine_level(config: dict) -> str:
+    """The card's words for a stride-4 detection level, which reads the dense decoder."""
+    return ", its features also the detection head's stride-4 level" if 4 in config["model"]["det_strides"] else ""
