@@ -93,7 +93,8 @@ class DenseDecoder(nn.Module):
     body is shared by segmentation and depth, with a 1x1 prediction per task. Reading the backbone
     directly spares the pyramid a 3x3 convolution at stride 4 (a tenth of the network's time on CPU),
     and sharing the body makes the second dense task cost a 1x1 convolution, not a second decoder:
-    what a multi-task pass adds per task sets how much it saves over separate networks."""
+    what a multi-task pass adds per task sets how much it saves over separate networks. With ``4`` in
+    ``model.det_strides`` its features are also the detection head's finest level (the smallest boxes)."""
 
     def __init__(self, low_channels: int, channels: int, width: int, outputs: dict[str, int], act: str):
         super().__init__()
