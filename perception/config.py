@@ -7,6 +7,7 @@ import dataclasses
 import hashlib
 import json
 import tomllib
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,9 +39,7 @@ class DataConfig:
     dataset: str = "synthetic"  # synthetic, synthdir, cityscapes, kitti, bdd100k
     root: str = ""
     train_split: str = "train"
-    val_split: str = "val"
     train_length: int = 100_000  # synthetic frames per epoch
-    val_length: int = 200
     seed: int = 0
     workers: int = 2
     scale_jitter: list[float] = field(default_factory=lambda: [0.75, 1.25])
@@ -63,8 +62,13 @@ class TrainConfig:
     weighting_kwargs: dict = field(default_factory=dict)  # the method's own options, e.g. {"window": 200}
     seed: int = 0
     log_every: int = 20
-    eval_every: int = 2000
     checkpoint_every_s: float = 300.0
+
+
+# Keys that once existed but nothing read (the trainer never validated periodically; held-out data is
+# scored by `perception eval`). Saved models' configs still carry them and load; a config file that
+# sets one gets a warning.
+RETIRED_KEYS = {"data": {"val_split", "val_length"}, "train": {"eval_every"}}
 
 
 @dataclass
@@ -89,7 +93,7 @@ class Config:
             raise ValueError(f"unknown config sections: {sorted(unknown)}")
         kwargs = {}
         for key, section_cls in sections.items():
-            values = raw.get(key, {})
+            values = {k: v for k, v in raw.get(key, {}).items() if k not in RETIRED_KEYS.get(key, set())}
             names = {f.name for f in dataclasses.fields(section_cls)}
             if bad := set(values) - names:
                 raise ValueError(f"unknown keys in [{key}]: {sorted(bad)}")
@@ -110,6 +114,10 @@ def load_config(path: Path | None, overrides: list[str] = ()) -> Config:
             node[leaf] = ast.literal_eval(value)
         except (ValueError, SyntaxError):
             node[leaf] = value
+    for section, keys in RETIRED_KEYS.items():
+        if retired := sorted(set(raw.get(section, {})) & keys):
+            warnings.warn(f"ignoring retired keys in [{section}]: {retired} (nothing reads them; held-out "
+                          "data is scored by `perception eval --split`)", stacklevel=2)  # fmt: skip
     config = Config.from_dict(raw)
     for task in config.model.tasks:
         if task not in TASKS:

@@ -83,3 +83,18 @@ def test_a_tiny_box_centred_between_grid_points_still_gets_a_candidate():
     boxes = torch.tensor([[13.0, 13.0, 19.0, 19.0]]).expand(16, 4)  # every point predicts a box overlapping it
     assigned, _, weights = task_aligned_assign(torch.full((16, 7), 0.5), boxes, points, strides, gt, torch.tensor([0]))
     assert int((assigned == 0).sum()) == 4 and bool((weights[assigned == 0] > 0).all())
+
+
+def test_retired_config_keys_load_and_unknown_keys_fail():
+    """Saved models' configs carry keys nothing reads any more: they load, and a config that sets one
+    is warned; a misspelt key is an error."""
+    import pytest
+
+    from perception.config import Config, load_config
+
+    config = Config.from_dict({"train": {"eval_every": 2000, "steps": 7}, "data": {"val_split": "val"}})
+    assert config.train.steps == 7
+    with pytest.warns(UserWarning, match="eval_every"):
+        load_config(None, ["train.eval_every=100"])
+    with pytest.raises(ValueError, match="stepz"):
+        Config.from_dict({"train": {"stepz": 7}})
