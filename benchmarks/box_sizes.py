@@ -6,8 +6,8 @@ same-class detection at IoU >= 0.5 and the service's default score >= 0.25). ``-
 ``--score`` change those two bars: how the share found moves with each says whether the misses are
 boxes placed too loosely or found with too little confidence.
 
-    python benchmarks/box_sizes.py [--count 500] [--size 640x384] [--model models/drivenet/10/model.onnx]
-    python benchmarks/box_sizes.py --model models/drivenet/10/model.onnx --iou 0.3 --score 0.05
+    python benchmarks/box_sizes.py [--count 500] [--size 640x384] [--model models/drivenet/11/model.onnx]
+    python benchmarks/box_sizes.py --model models/drivenet/11/model.onnx --iou 0.3 --score 0.05
 """
 
 from __future__ import annotations

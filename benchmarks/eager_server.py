@@ -3,7 +3,7 @@ tutorials do it. PyTorch eager inside a FastAPI handler, one frame per forward p
 suppression and the rest of the post-processing in Python (torchvision), masks PNG-encoded like the
 service does (same OpenCV encoder and compression level), everything answered as JSON.
 
-    .venv/bin/python benchmarks/eager_server.py models/drivenet/10 --port 8001
+    .venv/bin/python benchmarks/eager_server.py models/drivenet/11 --port 8001
 
 Started by ``perception bench`` as a subprocess; not part of the product.
 """

@@ -1,8 +1,8 @@
 """Where an exported model's time goes: ONNX Runtime's profiler, summed by operator type, and the
 costliest single nodes (after ONNX Runtime's graph optimisation, so fused names).
 
-    .venv/bin/python benchmarks/profile_ops.py models/drivenet/10/model.onnx --batch 4
-    .venv/bin/python benchmarks/profile_ops.py models/drivenet/10/int8/model.onnx --batch 4
+    .venv/bin/python benchmarks/profile_ops.py models/drivenet/11/model.onnx --batch 4
+    .venv/bin/python benchmarks/profile_ops.py models/drivenet/11/int8/model.onnx --batch 4
 
 Uses the service's session options (service/engine.py) so the profile is of what is served.
 A command, not a test.

@@ -2,7 +2,7 @@
 by side in one process (same session options, interleaved repeats, medians), and accuracy changes on
 the held-out synthetic test split.
 
-    .venv/bin/python benchmarks/variants.py models/drivenet/10 --out variants-benchmark.json
+    .venv/bin/python benchmarks/variants.py models/drivenet/11 --out variants-benchmark.json
 
 Makes the fp16/ and int8/ variants first when the folder lacks them (``--remake`` to redo them).
 A command, not a test: it takes minutes on a 2-core machine.

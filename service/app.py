@@ -530,7 +530,7 @@ def parse_metadata(raw, count: int) -> list[dict]:
 
 PERCEIVE_EXAMPLE = {
     "request_id": "63e997da0c6544b99fd18cbe6a72083f",
-    "model": {"name": "drivenet", "version": "10"},
+    "model": {"name": "drivenet", "version": "11"},
     "frames": [{
         "index": 0, "camera_id": "front", "width": 1280, "height": 720,
         "detections": [{"class_id": 0, "class_name": "car", "score": 0.91, "box": [979.4, 327.1, 1181.6, 454.8]}],
