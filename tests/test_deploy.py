@@ -35,6 +35,9 @@ from pathlib import Path
 
 import pytest
 
+from service.engine import resolve_model_path
+from tests.conftest import BUNDLED_MODEL
+
 yaml = pytest.importorskip("yaml")
 jsonschema = pytest.importorskip("jsonschema")
 
@@ -257,7 +260,8 @@ def test_build_context_keeps_what_the_images_copy_and_drops_the_rest():
                 sources.update(p.rstrip("/") for p in shlex.split(rest)[:-1])
     for source in sorted(sources):
         assert not dockerignore_excludes(source, patterns), f".dockerignore excludes {source}, which an image copies"
-    for wanted in ("perception/data/sample.py", "models/drivenet/11/model.onnx", "README.md"):
+    bundled_onnx = resolve_model_path(BUNDLED_MODEL).relative_to(ROOT).as_posix()
+    for wanted in ("perception/data/sample.py", bundled_onnx, "README.md"):
         assert not dockerignore_excludes(wanted, patterns), wanted
     for unwanted in (".git", ".venv", "runs", "data", "deploy/secrets/api_keys.txt", "deploy/.env", "tests"):
         assert dockerignore_excludes(unwanted, patterns), f"{unwanted} would be sent to the Docker daemon"

@@ -2,7 +2,7 @@
 to end, and a PyTorch-eager server, measured on this machine; JSON, Markdown and a PNG plot.
 
     .venv/bin/perception bench --random-init --out benchmarks/results        # ~6 minutes on 2 cores
-    .venv/bin/perception bench --model models/drivenet/11 --quick              # ~2 minutes
+    .venv/bin/perception bench --model models/drivenet/11 --quick             # ~2 minutes
 
 Ratios are measured side by side in one process with interleaved repeats (medians), so a busy
 neighbour slows both sides alike; absolute figures on a shared machine are noisy, and the load
