@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from perception.data import taxonomy
-from perception.data.registry import check_split_exists, read_plane, read_rgb
+from perception.data.readers import check_split_exists, read_plane, read_rgb
 from perception.data.sample import Camera, Sample
 
 NOMINAL_HFOV_DEG = 65.0

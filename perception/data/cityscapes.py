@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 
 from perception.data import taxonomy
-from perception.data.registry import check_split_exists, read_plane, read_rgb
+from perception.data.readers import check_split_exists, read_plane, read_rgb
 from perception.data.sample import Camera, Sample
 
 IMAGE_SUFFIX = "_leftImg8bit.png"

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from perception.data import taxonomy
-from perception.data.registry import check_split_exists, read_plane, read_rgb
+from perception.data.readers import check_split_exists, read_plane, read_rgb
 from perception.data.sample import Camera, Sample
 
 CAMERA_HEIGHT_M = 1.65  # KITTI's recording platform: colour cameras 1.65 m above the ground

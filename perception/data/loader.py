@@ -38,7 +38,8 @@ def sample_to_tensors(sample: Sample) -> dict:
     return {
         "image": torch.from_numpy(np.ascontiguousarray(sample.image.transpose(2, 0, 1))),
         "focal_px": torch.tensor(float(sample.camera.fx)),
-        "boxes": torch.from_numpy(np.asarray(sample.boxes, np.float32).reshape(-1, 4)),
+        # a source without boxes trains no detection on this sample (has_boxes False), never "no objects"
+        "boxes": torch.from_numpy(np.asarray(sample.boxes if sample.has_boxes else [], np.float32).reshape(-1, 4)),
         "labels": torch.from_numpy(np.asarray(sample.labels if sample.has_boxes else [], np.int64)),
         "has_boxes": sample.has_boxes,
         "semantic": torch.from_numpy(

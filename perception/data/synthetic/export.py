@@ -148,7 +148,8 @@ def synth_command(args: argparse.Namespace) -> int:
 class SynthFolderDataset:
     """Reads a folder written by ``perception data synth`` back as :class:`Sample` s."""
 
-    def __init__(self, root: Path | str) -> None:
+    def __init__(self, root: Path | str, split: str | None = None) -> None:
+        """``split`` is accepted for the registry's ``Class(root, split)`` call; a folder holds one split."""
         self.root = Path(root)
         meta_path = self.root / "dataset.json"
         if not meta_path.is_file():
