@@ -303,9 +303,9 @@ def test_open_dataset(tmp_path):
     assert len(open_dataset("kitti", tmp_path / "kitti", "val")) == 1
     assert len(open_dataset("bdd100k", tmp_path / "bdd", "val")) == 2
     with pytest.raises(ValueError):
-        open_dataset("nuscenes", tmp_path, "train")
+        open_dataset("waymo", tmp_path, "train")  # not a registered layout
     with pytest.raises(ValueError):
-        open_dataset("kitti", None, "train")
+        open_dataset("bdd100k", None, "train")  # no default root (kitti has one: the real-data folder)
     with pytest.raises(FileNotFoundError):
         open_dataset("cityscapes", tmp_path / "cs", "val")
 
@@ -313,6 +313,6 @@ def test_open_dataset(tmp_path):
 def test_every_mapped_class_exists():
     seg = taxonomy.cityscapes_semantic_lut()
     assert set(seg[seg != IGNORE_INDEX]) <= set(range(10))
-    for mapping in (taxonomy.CITYSCAPES_TO_DET, taxonomy.KITTI_TO_DET, taxonomy.BDD_TO_DET):
+    for mapping in (taxonomy.CITYSCAPES_TO_DET, taxonomy.KITTI_TO_DET, taxonomy.BDD_TO_DET, taxonomy.NUSCENES_TO_DET):
         assert {v for v in mapping.values() if v} <= set(DETECTION_CLASSES)
     assert len(taxonomy.CITYSCAPES_LABELS) == 34

