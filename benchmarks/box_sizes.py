@@ -6,8 +6,11 @@ same-class detection at IoU >= 0.5 and the service's default score >= 0.25). ``-
 ``--score`` change those two bars: how the share found moves with each says whether the misses are
 boxes placed too loosely or found with too little confidence.
 
-    python benchmarks/box_sizes.py [--count 500] [--size 640x384] [--model models/drivenet/11/model.onnx]
-    python benchmarks/box_sizes.py --model models/drivenet/11/model.onnx --iou 0.3 --score 0.05
+    python benchmarks/box_sizes.py [--count 500] [--size 640x384] [--model models/drivenet]
+    python benchmarks/box_sizes.py --model models/drivenet --iou 0.3 --score 0.05
+
+``--model`` takes a model folder (its newest version, as the service picks it), a model.onnx or a
+checkpoint.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import numpy as np
 import torch
 from torchvision.ops import box_iou
 
-from perception.contract import OUTPUT_DETECTIONS, OUTPUT_NUM_DETECTIONS
+from perception.contract import OUTPUT_DETECTIONS, OUTPUT_NUM_DETECTIONS, resolve_model_path
 from perception.data.sample import Sample
 from perception.evaluate import Predictor, held_out_samples, onnx_predictor, torch_predictor
 
@@ -58,14 +61,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=500)
     parser.add_argument("--size", default="640x384", help="input WxH (ignored with --model: its own size)")
-    parser.add_argument("--model", type=Path, help="model.onnx or a checkpoint: also print recall by height")
+    parser.add_argument("--model", type=Path, help="model folder, model.onnx or checkpoint: also recall by height")
     parser.add_argument("--iou", type=float, default=IOU, help="IoU a detection needs to find a box")
     parser.add_argument("--score", type=float, default=SCORE, help="score a detection needs to count")
     args = parser.parse_args()
     width, height = (int(v) for v in args.size.lower().split("x"))
     predict = None
     if args.model:
-        predict, height, width = (onnx_predictor if args.model.suffix == ".onnx" else torch_predictor)(args.model)
+        model = resolve_model_path(args.model)
+        predict, height, width = (onnx_predictor if model.suffix == ".onnx" else torch_predictor)(model)
     samples = [s for s in held_out_samples("synthetic", None, "test", args.count, height, width) if s.boxes is not None]
     boxes = np.concatenate([s.boxes for s in samples])
     hits = np.concatenate([recall_hits(predict, s, args.iou, args.score) for s in samples]) if predict else None

@@ -3,7 +3,7 @@ tutorials do it. PyTorch eager inside a FastAPI handler, one frame per forward p
 suppression and the rest of the post-processing in Python (torchvision), masks PNG-encoded like the
 service does (same OpenCV encoder and compression level), everything answered as JSON.
 
-    .venv/bin/python benchmarks/eager_server.py models/drivenet/11 --port 8001
+    .venv/bin/python benchmarks/eager_server.py models/drivenet --port 8001   # the newest version
 
 Started by ``perception bench`` as a subprocess; not part of the product.
 """
@@ -22,8 +22,8 @@ from fastapi import FastAPI, Request
 from torchvision.ops import batched_nms
 
 from perception.classes import DETECTION_CLASSES
-from perception.contract import Letterbox
-from perception.export.reference import load_trained
+from perception.contract import Letterbox, resolve_model_path
+from perception.model import WEIGHTS, load_trained
 
 
 def png_base64(plane: np.ndarray) -> str:
@@ -76,13 +76,13 @@ def create_app(weights: Path) -> FastAPI:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("model_dir", type=Path, help="a model version folder holding model.safetensors")
+    parser.add_argument("model_dir", type=Path, help="a model folder (newest version) or version folder with weights")
     parser.add_argument("--port", type=int, default=8001)
     parser.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    app = create_app(args.model_dir / "model.safetensors")
+    app = create_app(resolve_model_path(args.model_dir).parent / WEIGHTS)
     uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning", access_log=False)
 
 

@@ -1,10 +1,11 @@
 """Where an exported model's time goes: ONNX Runtime's profiler, summed by operator type, and the
 costliest single nodes (after ONNX Runtime's graph optimisation, so fused names).
 
-    .venv/bin/python benchmarks/profile_ops.py models/drivenet/11/model.onnx --batch 4
-    .venv/bin/python benchmarks/profile_ops.py models/drivenet/11/int8/model.onnx --batch 4
+    .venv/bin/python benchmarks/profile_ops.py models/drivenet --batch 4
+    .venv/bin/python benchmarks/profile_ops.py models/drivenet --variant int8 --batch 4
 
-Uses the service's session options (service/engine.py) so the profile is of what is served.
+A model folder means its newest version, as the service picks it. Uses the service's session options
+(perception/runtime.py) so the profile is of what is served.
 A command, not a test.
 """
 
@@ -19,8 +20,8 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from perception.contract import INPUT_FOCAL, INPUT_IMAGES
-from service.engine import session_options
+from perception.contract import INPUT_FOCAL, INPUT_IMAGES, MODEL_FILE, resolve_model_path
+from perception.runtime import session_options
 
 
 def profile(model: Path, batch: int, runs: int, threads: int) -> list[dict]:
@@ -46,14 +47,18 @@ def profile(model: Path, batch: int, runs: int, threads: int) -> list[dict]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("model", type=Path)
+    parser.add_argument("model", type=Path, help="a model folder, a version folder or a model.onnx")
+    parser.add_argument("--variant", choices=["fp32", "fp16", "int8"], default="fp32", help="precision variant")
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--top", type=int, default=12)
     args = parser.parse_args()
 
-    kernels = profile(args.model, args.batch, args.runs, args.threads)
+    model = resolve_model_path(args.model)
+    if args.variant != "fp32":
+        model = model.parent / args.variant / MODEL_FILE
+    kernels = profile(model, args.batch, args.runs, args.threads)
     total = sum(k["dur"] for k in kernels)
     by_operator = ("operator", lambda k: k["args"]["op_name"])
     by_node = ("node", lambda k: f"{k['args']['op_name']} {k['name'].removesuffix('_kernel_time')}")

@@ -2,8 +2,9 @@
 by side in one process (same session options, interleaved repeats, medians), and accuracy changes on
 the held-out synthetic test split.
 
-    .venv/bin/python benchmarks/variants.py models/drivenet/11 --out variants-benchmark.json
+    .venv/bin/python benchmarks/variants.py models/drivenet --out variants-benchmark.json
 
+A model folder means its newest version, as the service picks it.
 Makes the fp16/ and int8/ variants first when the folder lacks them (``--remake`` to redo them).
 A command, not a test: it takes minutes on a 2-core machine.
 """
@@ -14,12 +15,13 @@ import argparse
 import json
 from pathlib import Path
 
+from perception.contract import resolve_model_path
 from perception.export.variants import THREADS, compare_variants, make_variants, variant_paths
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("model_dir", type=Path, help="models/<name>/<version>/ holding model.onnx")
+    parser.add_argument("model_dir", type=Path, help="models/<name>/ (its newest version) or a version folder")
     parser.add_argument("--batch-sizes", default="1,2,4,8")
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--count", type=int, default=200, help="held-out frames for accuracy")
@@ -27,6 +29,7 @@ def main() -> None:
     parser.add_argument("--remake", action="store_true", help="make the variants again")
     parser.add_argument("--out", type=Path, help="write the report as JSON here")
     args = parser.parse_args()
+    args.model_dir = resolve_model_path(args.model_dir).parent
 
     missing = tuple(v for v in ("fp16", "int8") if args.remake or v not in variant_paths(args.model_dir))
     if missing:

@@ -8,61 +8,20 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import platform
-import re
-import statistics
-import time
 from pathlib import Path
 
-import numpy as np
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from perception.evaluate import markdown_table
 
 
-def hardware() -> str:
-    """This machine's cores, CPU model and the SIMD extensions that decide CPU inference speed."""
-    cpu, flags = platform.processor() or platform.machine(), ""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        text = ""
-    if model := re.search(r"^model name\s*:\s*(.+)$", text, re.MULTILINE):
-        cpu = model.group(1).strip()
-    if found := re.search(r"^flags\s*:\s*(.+)$", text, re.MULTILINE):
-        wanted = ("avx2", "avx512bw", "avx512_vnni", "avx_vnni", "amx_int8", "avx512_fp16")
-        have = found.group(1).split()
-        flags = " (" + " ".join(f for f in wanted if f in have) + ")"
-    return f"{os.cpu_count()} cores of {cpu}{flags}"
-
-
-def gflops(net, height: int, width: int) -> float:
-    import torch
-    from torch.utils.flop_counter import FlopCounterMode
-
+def gflops(net: nn.Module, height: int, width: int) -> float:
+    """GFLOPs of one forward pass at ``height`` x ``width`` (torch's counter: 2 FLOPs per multiply-add)."""
     with FlopCounterMode(display=False) as counter, torch.no_grad():
         net.eval()(torch.zeros(1, 3, height, width))
     return counter.get_total_flops() / 1e9
-
-
-def onnx_latency_ms(model_path: Path, height: int, width: int, repeats: int = 15, threads: int = 0) -> float:
-    """Median wall time of one batch-1 ONNX Runtime CPU run (after warm-up)."""
-    import onnxruntime as ort
-
-    from perception.contract import INPUT_FOCAL, INPUT_IMAGES
-    from service.engine import session_options
-
-    session = ort.InferenceSession(str(model_path), session_options(threads), providers=["CPUExecutionProvider"])
-    feed = {
-        INPUT_IMAGES: np.random.default_rng(0).integers(0, 256, (1, 3, height, width), dtype=np.uint8),
-        INPUT_FOCAL: np.array([500.0], np.float32),
-    }
-    for _ in range(3):
-        session.run(None, feed)
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        session.run(None, feed)
-        times.append(time.perf_counter() - started)
-    return statistics.median(times) * 1000
 
 
 def training_summary(run: Path) -> dict:
@@ -85,8 +44,6 @@ def training_summary(run: Path) -> dict:
 
 
 def render(name: str, version: str, config: dict, metrics: dict, training: dict, facts: dict) -> str:
-    from perception.evaluate import markdown_table
-
     lines = [
         f"# {name} {version}",
         "",

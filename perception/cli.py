@@ -1,7 +1,9 @@
 """The ``perception`` command line: one entry point, one subcommand per job.
 
-Arguments are declared here; each handler lives in its own module and is imported only when its
-command runs, so ``perception infer`` works in the serving install, which has no torch.
+Arguments are declared here (a training run's in ``perception.config``, which ``torchrun -m
+perception.train`` reads too); each handler lives in its own module and is imported only when its
+command runs (by name, through ``importlib``), so ``perception --help`` and ``perception infer`` start
+without torch and ``perception infer`` works in the serving install, which has no torch.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ import argparse
 import importlib
 import sys
 from pathlib import Path
+
+from perception.config import TRAIN_HELP, add_train_arguments
 
 
 def _handler(target: str):
@@ -43,12 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--out", type=Path, default=Path("sample.png"))
     show.set_defaults(run=_handler("perception.data.show:show_command"))
 
-    train = commands.add_parser("train", help="train a model from a config file")
-    train.add_argument("config", type=Path)
-    train.add_argument("--out", type=Path, help="run folder (default: runs/<config name>)")
-    train.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
-    train.add_argument("--init", type=Path, help="start from these weights (.safetensors or checkpoint)")
-    train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
+    train = commands.add_parser("train", help=TRAIN_HELP)
+    add_train_arguments(train)
     train.set_defaults(run=_handler("perception.train:train_command"))
 
     study = commands.add_parser("study", help="multi-task under each weighting method vs single-task networks")
@@ -64,13 +64,13 @@ def build_parser() -> argparse.ArgumentParser:
     study.set_defaults(run=_handler("perception.study:study_command"))
 
     evaluate = commands.add_parser("eval", help="evaluate a checkpoint or an exported model on held-out data")
-    evaluate.add_argument("model", type=Path, help="checkpoint (.pt / .safetensors) or model.onnx")
+    evaluate.add_argument("model", type=Path, help="checkpoint (.pt / .safetensors), model.onnx or models/<name>/")
     evaluate.add_argument("--dataset", default="synthetic", help="synthetic, synthdir, cityscapes, kitti, bdd100k")
     evaluate.add_argument("--root", type=Path, help="data set root (layouts on disk)")
     evaluate.add_argument("--split", default="test", help="held-out split (synthetic: test seeds never trained on)")
     evaluate.add_argument("--count", type=int, default=500, help="held-out frames")
     evaluate.add_argument("--out", type=Path, help="write metrics JSON and Markdown here")
-    evaluate.set_defaults(run=_handler("perception.evaluate:eval_command"))
+    evaluate.set_defaults(run=_handler("perception.evaluate.command:eval_command"))
 
     export = commands.add_parser("export", help="export a checkpoint to a self-contained ONNX model")
     export.add_argument("checkpoint", type=Path)
@@ -80,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--eval-count", type=int, default=200, help="held-out synthetic frames to score (0: skip)")
     export.set_defaults(run=_handler("perception.export:export_command"))
     variants = commands.add_parser("export-variants", help="make FP16 and INT8 variants of a model, measure them")
-    variants.add_argument("model_dir", type=Path, help="models/<name>/<version>/ holding model.onnx")
+    variants.add_argument("model_dir", type=Path, help="models/<name>/<version>/ holding model.onnx, or models/<name>/")
     variants.add_argument("--variants", default="fp16,int8", help="comma-separated: fp16, int8")
     variants.add_argument("--calibration-frames", type=int, default=64, help="synthetic val frames for INT8 ranges")
     variants.add_argument("--count", type=int, default=200, help="held-out test frames to score on (0: skip)")
@@ -105,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     infer.set_defaults(run=_handler("perception.client:infer_command"))
 
     bench = commands.add_parser("bench", help="measure the model, the service and a PyTorch-eager server")
-    bench.add_argument("--model", type=Path, help="model version folder (models/<name>/<v>/) or its model.onnx")
+    bench.add_argument("--model", type=Path, help="models/<name>/ (newest version), a version folder or model.onnx")
     bench.add_argument("--random-init", action="store_true", help="measure the default architecture, random weights")
     bench.add_argument("--out", type=Path, default=Path("benchmarks/results"), help="results folder")
     bench.add_argument("--name", default="latest", help="results file stem: <name>.json, .md and .png")

@@ -1,7 +1,10 @@
-"""Run configuration: plain dataclasses read from a TOML file, overridable with ``key=value``."""
+"""Run configuration: plain dataclasses read from a TOML file, overridable with ``key=value``, and
+the command-line arguments of a training run (``perception train`` and ``torchrun -m perception.train``
+declare them here, once)."""
 
 from __future__ import annotations
 
+import argparse
 import ast
 import dataclasses
 import hashlib
@@ -24,7 +27,7 @@ class ModelConfig:
     det_channels: int = 48
     det_strides: list[int] = field(default_factory=lambda: [8, 16, 32])
     dense_channels: int = 48  # the segmentation and depth decoder (shared)
-    head_activation: str = "relu"  # relu | silu (models trained before drivenet 3 used silu)
+    head_activation: str = "relu"  # relu | silu (the first models used silu; their configs say so)
     input_height: int = 384
     input_width: int = 640
     canonical_focal_px: float = 500.0  # depth is predicted as if seen by a camera with this focal length
@@ -123,3 +126,15 @@ def load_config(path: Path | None, overrides: list[str] = ()) -> Config:
         if task not in TASKS:
             raise ValueError(f"unknown task {task!r}; choose from {TASKS}")
     return config
+
+
+TRAIN_HELP = "train a model from a config file"
+
+
+def add_train_arguments(parser: argparse.ArgumentParser) -> None:
+    """A training run's arguments: the config file, the run folder, resuming, initial weights, overrides."""
+    parser.add_argument("config", type=Path)
+    parser.add_argument("--out", type=Path, help="run folder (default: runs/<config name>)")
+    parser.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
+    parser.add_argument("--init", type=Path, help="start from these weights (.safetensors or checkpoint)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")

@@ -1,8 +1,8 @@
 """The contract between the exported model and whoever runs it (the service, the evaluator).
 
-One home for: the ONNX input/output names, the metadata keys, and the letterbox geometry that
-maps an image of any size onto the model's input and the model's outputs back onto the image.
-Torch-free: the service imports this module.
+One home for: the ONNX input/output names, the metadata keys, the model folder layout (which
+version is the newest), and the letterbox geometry that maps an image of any size onto the model's
+input and the model's outputs back onto the image. Torch-free: the service imports this module.
 """
 
 from __future__ import annotations
@@ -29,6 +29,22 @@ LETTERBOX_FILL = 114  # grey for the padding around a letterboxed image
 # A model version folder: models/<name>/<version>/model.onnx with its SHA-256 beside it.
 MODEL_FILE = "model.onnx"
 CHECKSUM_FILE = "model.onnx.sha256"
+
+
+class ModelError(RuntimeError):
+    """The model file cannot be served (missing, corrupt, wrong checksum, wrong shapes or metadata)."""
+
+
+def resolve_model_path(path: Path) -> Path:
+    """A ``model.onnx`` as given, or the newest integer version inside a ``models/<name>/`` folder."""
+    if path.is_file():
+        return path
+    if (path / MODEL_FILE).is_file():
+        return path / MODEL_FILE
+    versions = sorted((int(p.name), p) for p in path.glob("*") if p.name.isdigit() and (p / MODEL_FILE).is_file())
+    if not versions:
+        raise ModelError(f"no {MODEL_FILE} under {path}")
+    return versions[-1][1] / MODEL_FILE
 
 
 def sha256(path: Path) -> str:

@@ -14,12 +14,20 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import statistics
+import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
 
+from perception.card import write_section
 from perception.config import TASKS, Config, load_config
+from perception.contract import MODEL_FILE
+from perception.evaluate import evaluate, held_out_samples, torch_predictor
+from perception.export.single_task import export_random_init, multi_vs_single_task
+from perception.timing import letterboxed_frames
+from perception.train import CHECKPOINT, WEIGHTS, train
 
 # (task, metric, higher is better)
 METRICS = (
@@ -66,9 +74,6 @@ def delta_m(multi: dict[str, float], single: dict[str, float]) -> float:
 
 def train_and_score(name: str, config: Config, root: Path, eval_count: int) -> dict:
     """Train (or resume, or skip when finished) one run and score it on the held-out split."""
-    from perception.evaluate import evaluate, held_out_samples, torch_predictor
-    from perception.train import CHECKPOINT, WEIGHTS, train
-
     folder = root / name
     result_file = folder / "result.json"
     if result_file.exists():
@@ -165,19 +170,12 @@ def multitask_latency(config: Config, height: int, width: int) -> dict:
     batch 1, the study's architecture at ``height`` x ``width``, interleaved repeats in one process):
     the bench's measure. Weights do not change the cost, so the networks are exported untrained:
     a study with a reduced input size still reports the latency at the size that ships."""
-    import os
-    import tempfile
-
-    from perception.bench.models import export_random_init
-    from perception.bench.run import PLANS, letterboxed_frames, tasks_section
-    from perception.export import MODEL_FILE
-
     model = replace(config.model, input_height=height, input_width=width, tasks=list(TASKS))
     with tempfile.TemporaryDirectory() as tmp:
         folder = export_random_init(Path(tmp), replace(config, model=model))
         frames = letterboxed_frames(height, width)
-        timed = tasks_section(folder, folder / MODEL_FILE, frames, model.canonical_focal_px, PLANS["full"],
-                              os.cpu_count() or 1, Path(tmp))  # fmt: skip
+        timed = multi_vs_single_task(folder, folder / MODEL_FILE, frames, model.canonical_focal_px,
+                                     os.cpu_count() or 1, Path(tmp))  # fmt: skip
     row = timed["latency_ms"]
     return {"multi_ms": row["multi-task"], "singles_ms": timed["three_single_ms"], "ratio": timed["ratio"],
             "each_ms": row, "input": f"{width}x{height}"}  # fmt: skip
@@ -206,8 +204,6 @@ def study_command(args: argparse.Namespace) -> int:
     (args.out / "study.md").write_text(table + "\n")
     plot(rows, args.out / "study.png")
     if args.card:
-        from perception.card import write_section
-
         write_section(args.card, "study", f"## Does sharing pay? (the study)\n\n{table}")
     print(table)
     return 0

@@ -13,6 +13,7 @@ import json
 import math
 import os
 import random
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,14 +27,18 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
-from perception.config import Config, load_config
+from perception.config import TRAIN_HELP, Config, add_train_arguments, load_config
 from perception.data.loader import TensorDataset, collate, targets_to
+from perception.data.registry import open_dataset
+from perception.data.transforms import training_transform
 from perception.losses import task_losses
-from perception.model.net import MultiTaskNet
-from perception.weighting import build_weighting, per_task, shared_parameters
+from perception.machine import hardware
+from perception.model import WEIGHTS, MultiTaskNet, load_weights, save_weights
+from perception.weighting import TaskWeighting, build_weighting, per_task, shared_parameters
+
+__all__ = ["CHECKPOINT", "WEIGHTS", "load_weights", "save_weights", "train", "train_command"]
 
 CHECKPOINT = "last.pt"
-WEIGHTS = "model.safetensors"
 
 
 def train_command(args: argparse.Namespace) -> int:
@@ -50,9 +55,6 @@ def seed_everything(seed: int) -> None:
 
 
 def build_datasets(config: Config) -> TensorDataset:
-    from perception.data.registry import open_dataset
-    from perception.data.transforms import training_transform
-
     data = config.data
     source = open_dataset(
         data.dataset,
@@ -83,31 +85,6 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-def load_weights(model: nn.Module, path: Path) -> list[str]:
-    """Load weights for fine-tuning, skipping tensors whose shape differs (e.g. a new class list).
-    Returns the names that were not loaded."""
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        state = load_file(path)
-    else:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        state = state.get("ema") or state["model"]
-    own = model.state_dict()
-    usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
-    model.load_state_dict(usable, strict=False)
-    return sorted(set(own) - set(usable))
-
-
-def save_weights(model: nn.Module, config: Config, out: Path) -> None:
-    """EMA weights as safetensors plus the config beside them: what export and fine-tuning read."""
-    from safetensors.torch import save_file
-
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    save_file(state, out / WEIGHTS, metadata={"config": json.dumps(config.to_dict())})
-    (out / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
-
-
 def infinite(loader: DataLoader, dataset: TensorDataset) -> Iterator:
     epoch = 0
     while True:
@@ -118,14 +95,63 @@ def infinite(loader: DataLoader, dataset: TensorDataset) -> Iterator:
         epoch += 1
 
 
-def train(config: Config, out: Path, resume: bool = False, init: Path | None = None, dataset=None) -> Path:
-    """Train and return the run folder. ``dataset`` (a TensorDataset) overrides the config's data."""
+def start_processes() -> tuple[torch.device, int, int]:
+    """This process's device, rank and world size; joins the process group when ``torchrun`` started
+    more than one process."""
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
     device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0))) if torch.cuda.is_available() else None
     device = device or torch.device("cpu")
     if distributed:
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     rank, world = (dist.get_rank(), dist.get_world_size()) if distributed else (0, 1)
+    return device, rank, world
+
+
+def resume_from(ckpt_path: Path, device: torch.device, model: nn.Module, ema: ModelEmaV3,
+                optimizer: torch.optim.Optimizer, scheduler: torch.optim.lr_scheduler.LRScheduler,
+                weighting: TaskWeighting) -> tuple[int, float]:  # fmt: skip
+    """Load a checkpoint's state into the run's objects; returns its step and training seconds so far."""
+    ckpt = torch.load(ckpt_path, map_location=device, weights_only=True)
+    model.load_state_dict(ckpt["model"])
+    ema.module.load_state_dict(ckpt["ema"])
+    optimizer.load_state_dict(ckpt["optimizer"])
+    scheduler.load_state_dict(ckpt["scheduler"])
+    if "weighting" in ckpt:
+        weighting.load_state_dict(ckpt["weighting"])
+    torch.set_rng_state(ckpt["rng"])
+    return ckpt["step"], ckpt.get("elapsed_s", 0.0)
+
+
+def training_loader(dataset: TensorDataset, config: Config, rank: int, world: int, step: int) -> DataLoader:
+    """Batches of ``dataset`` for this process: its share of each batch, its part of the data when
+    distributed, a new order for a resumed run."""
+    tc = config.train
+    sampler = DistributedSampler(dataset, world, rank, shuffle=True, seed=tc.seed) if world > 1 else None
+    return DataLoader(
+        dataset,
+        batch_size=tc.batch_size // world,
+        shuffle=sampler is None,
+        sampler=sampler,
+        num_workers=config.data.workers,
+        collate_fn=collate,
+        drop_last=True,
+        persistent_workers=config.data.workers > 0,
+        generator=torch.Generator().manual_seed(tc.seed + step),  # a resumed run sees new orders
+    )
+
+
+def write_checkpoint(out: Path, state: dict, ema_model: nn.Module, config: Config) -> None:
+    """``last.pt`` (replaced atomically: never a half-written checkpoint), the EMA weights and the curves."""
+    torch.save(state, out / (CHECKPOINT + ".tmp"))
+    os.replace(out / (CHECKPOINT + ".tmp"), out / CHECKPOINT)
+    save_weights(ema_model, config, out)
+    plot_curves(out)
+
+
+def train(config: Config, out: Path, resume: bool = False, init: Path | None = None, dataset=None) -> Path:
+    """Train and return the run folder. ``dataset`` (a TensorDataset) overrides the config's data."""
+    device, rank, world = start_processes()
+    distributed = world > 1
     main_process = rank == 0
     tc = config.train
     seed_everything(tc.seed + rank)
@@ -148,39 +174,19 @@ def train(config: Config, out: Path, resume: bool = False, init: Path | None = N
     elapsed_before = 0.0  # training seconds of earlier sessions of this run
     ckpt_path = out / CHECKPOINT
     if resume and ckpt_path.exists():
-        ckpt = torch.load(ckpt_path, map_location=device, weights_only=True)
-        model.load_state_dict(ckpt["model"])
-        ema.module.load_state_dict(ckpt["ema"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        scheduler.load_state_dict(ckpt["scheduler"])
-        if "weighting" in ckpt:
-            weighting.load_state_dict(ckpt["weighting"])
-        step = ckpt["step"]
-        elapsed_before = ckpt.get("elapsed_s", 0.0)
-        torch.set_rng_state(ckpt["rng"])
+        step, elapsed_before = resume_from(ckpt_path, device, model, ema, optimizer, scheduler, weighting)
         if main_process:
             print(f"resumed {ckpt_path} at step {step}")
     elif main_process:
         (out / "metrics.csv").unlink(missing_ok=True)
 
     dataset = dataset or build_datasets(config)
-    sampler = DistributedSampler(dataset, world, rank, shuffle=True, seed=tc.seed) if distributed else None
-    loader = DataLoader(
-        dataset,
-        batch_size=tc.batch_size // world,
-        shuffle=sampler is None,
-        sampler=sampler,
-        num_workers=config.data.workers,
-        collate_fn=collate,
-        drop_last=True,
-        persistent_workers=config.data.workers > 0,
-        generator=torch.Generator().manual_seed(tc.seed + step),  # a resumed run sees new orders
-    )
+    loader = training_loader(dataset, config, rank, world, step)
     ddp_model = DistributedDataParallel(model) if distributed else model
 
     writer = None
     if main_process:
-        from torch.utils.tensorboard import SummaryWriter
+        from torch.utils.tensorboard import SummaryWriter  # optional heavy (tensorboard): the main process only
 
         writer = SummaryWriter(out / "tensorboard")
         (out / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
@@ -200,10 +206,7 @@ def train(config: Config, out: Path, resume: bool = False, init: Path | None = N
             "rng": torch.get_rng_state(),
             "config": config.to_dict(),
         }
-        torch.save(state, out / (CHECKPOINT + ".tmp"))
-        os.replace(out / (CHECKPOINT + ".tmp"), ckpt_path)  # never leave a half-written checkpoint
-        save_weights(ema.module, config, out)
-        plot_curves(out)
+        write_checkpoint(out, state, ema.module, config)
 
     model.train()
     batches = infinite(loader, dataset)
@@ -235,10 +238,7 @@ def train(config: Config, out: Path, resume: bool = False, init: Path | None = N
                 "time_s": time.monotonic() - started,
                 "elapsed_s": elapsed_before + time.monotonic() - started,
             }
-            for key, value in row.items():
-                if key != "step":
-                    writer.add_scalar(f"train/{key}", value, step)
-            append_metrics(out / "metrics.csv", row)
+            log_row(out, writer, row)
             progress.set_postfix({k: f"{v:.3f}" for k, v in row.items() if k in losses or k == "loss"})
         progress.update(1)
         if time.monotonic() - last_save > tc.checkpoint_every_s:
@@ -253,6 +253,14 @@ def train(config: Config, out: Path, resume: bool = False, init: Path | None = N
         dist.barrier()
         dist.destroy_process_group()
     return out
+
+
+def log_row(out: Path, writer, row: dict) -> None:
+    """One logged step: every value but the step to TensorBoard, the row to metrics.csv."""
+    for key, value in row.items():
+        if key != "step":
+            writer.add_scalar(f"train/{key}", value, row["step"])
+    append_metrics(out / "metrics.csv", row)
 
 
 def append_metrics(path: Path, row: dict) -> None:
@@ -278,10 +286,6 @@ def append_metrics(path: Path, row: dict) -> None:
 
 def record_session(out: Path, step: int, device: torch.device, world: int) -> None:
     """run.json: the command and machine of every session of this run (the model card quotes them)."""
-    import sys
-
-    from perception.card import hardware
-
     path = out / "run.json"
     info = json.loads(path.read_text()) if path.exists() else {"sessions": []}
     command = "perception " + " ".join(sys.argv[1:]) if sys.argv[0].endswith("perception") else " ".join(sys.argv)
@@ -302,7 +306,7 @@ def plot_curves(out: Path) -> None:
         rows = list(csv.DictReader(f))
     if not rows:
         return
-    import matplotlib
+    import matplotlib  # optional heavy (plotting): only when there are curves to draw
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -321,9 +325,12 @@ def plot_curves(out: Path) -> None:
     plt.close(fig)
 
 
-if __name__ == "__main__":  # torchrun --nproc_per_node=N -m perception.train CONFIG
-    import sys
+def main(argv: list[str] | None = None) -> int:
+    """``torchrun --nproc_per_node=N -m perception.train CONFIG``: the arguments of ``perception train``."""
+    parser = argparse.ArgumentParser(prog="perception.train", description=TRAIN_HELP)
+    add_train_arguments(parser)
+    return train_command(parser.parse_args(argv))
 
-    from perception.cli import main
 
-    sys.exit(main(["train", *sys.argv[1:]]))
+if __name__ == "__main__":
+    sys.exit(main())

@@ -6,7 +6,6 @@ All model knowledge (classes, input size, palette, depth unit) comes from the fi
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from dataclasses import dataclass
@@ -18,33 +17,19 @@ import onnxruntime as ort
 from perception.contract import (
     INPUT_FOCAL,
     INPUT_IMAGES,
-    MODEL_FILE,
     OUTPUT_NAMES,
+    ModelError,
     ModelMetadata,
     recorded_checksum,
+    resolve_model_path,
     sha256,
 )
+from perception.runtime import session_options
 
 log = logging.getLogger("service.engine")
 
 PROVIDER_ORDER = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
 PROVIDER_ALIASES = {"tensorrt": PROVIDER_ORDER[0], "cuda": PROVIDER_ORDER[1], "cpu": PROVIDER_ORDER[2]}
-
-
-class ModelError(RuntimeError):
-    """The model file cannot be served (missing, corrupt, wrong checksum, wrong shapes or metadata)."""
-
-
-def resolve_model_path(path: Path) -> Path:
-    """A ``model.onnx`` as given, or the newest integer version inside a ``models/<name>/`` folder."""
-    if path.is_file():
-        return path
-    if (path / MODEL_FILE).is_file():
-        return path / MODEL_FILE
-    versions = sorted((int(p.name), p) for p in path.glob("*") if p.name.isdigit() and (p / MODEL_FILE).is_file())
-    if not versions:
-        raise ModelError(f"no {MODEL_FILE} under {path}")
-    return versions[-1][1] / MODEL_FILE
 
 
 def choose_providers(setting: str) -> list[str]:
@@ -68,19 +53,6 @@ class Outputs:
 
     def frame(self, i: int) -> dict[str, np.ndarray]:
         return {name: value[i] for name, value in self.arrays.items()}
-
-
-def session_options(intra_op_threads: int = 0) -> ort.SessionOptions:
-    """The served session's options, also used wherever a model is timed (bench, variants, card):
-    full graph optimisation, ``intra_op_threads`` threads (0: one per core), one inter-op thread."""
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.intra_op_num_threads = intra_op_threads or (os.cpu_count() or 1)
-    options.inter_op_num_threads = 1
-    # Idle intra-op threads sleep instead of spinning: spinning took the cores that decode and
-    # encode (the frames thread pool) need between runs (benchmarks/results).
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return options
 
 
 class Engine:

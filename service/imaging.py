@@ -127,4 +127,7 @@ def depth_to_uint16(depth_m: np.ndarray) -> np.ndarray:
 def float16(plane: np.ndarray) -> np.ndarray:
     """float32 → little-endian float16, the same values as NumPy's ``astype`` (round to nearest
     even) in half its time: OpenCV converts with the CPU's F16C instructions (640x360: 0.25 vs 0.47 ms)."""
+    if plane.size == 1:  # OpenCV takes a one-element array for a scalar and answers 4x1
+        with np.errstate(over="ignore"):
+            return plane.astype("<f2")
     return cv2.multiply(plane, 1.0, dtype=cv2.CV_16F).astype("<f2", copy=False)

@@ -1,16 +1,15 @@
-"""Shared fixtures: the real frames, the bundled model, and a tiny model trained in seconds."""
+"""Shared fixtures: the real frames, the bundled model, a tiny model trained in seconds (needs the
+train extra), and real servers over loopback (``serve``, ``bundled_server``)."""
 
 from __future__ import annotations
 
-import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from perception.bench.load import Server as RunningServer
-from perception.bench.load import free_port, stop_server
-from perception.bench.load import start_server as launch
+from tests.servers import RunningServer, start_server, stop_server
 
 REPO = Path(__file__).resolve().parent.parent
 FRAMES = sorted((REPO / "tests" / "data" / "frames").glob("*.jpg"))
@@ -81,6 +80,7 @@ def train_tiny(out: Path, steps: int = 40, extra: list[str] = (), dataset_kwargs
 
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory) -> Path:
+    pytest.importorskip("torch", reason="the tiny model is trained with torch: pip install -e '.[train]'")
     return train_tiny(tmp_path_factory.mktemp("tiny_run"))
 
 
@@ -94,16 +94,23 @@ def tiny_model(tiny_run, tmp_path_factory) -> Path:
     return root
 
 
-def start_server(env_overrides: dict[str, str], log: Path, timeout_s: float = 90.0) -> RunningServer:
-    """``python -m service`` in a subprocess on a free loopback port; returns once /readyz is 200."""
-    port = free_port()
-    env = {"PERCEPTION_HOST": "127.0.0.1", "PERCEPTION_PORT": str(port), **env_overrides}
-    return launch([sys.executable, "-m", "service"], env, port, log, "/readyz", timeout_s)
+@pytest.fixture(scope="module")
+def serve(tmp_path_factory) -> Iterator[Callable[[dict[str, str]], RunningServer]]:
+    """Starts servers: ``serve(env)`` runs ``python -m service`` with ``env`` on a free loopback port
+    and returns once it is ready (its log in ``.log``). Every server still running when the test
+    module ends is stopped; a test that needs a server stopped sooner calls ``stop_server``."""
+    started: list[RunningServer] = []
+
+    def start(env: dict[str, str]) -> RunningServer:
+        started.append(start_server(env, tmp_path_factory.mktemp("server") / "server.log"))
+        return started[-1]
+
+    yield start
+    for server in started:
+        stop_server(server)
 
 
 @pytest.fixture(scope="module")
-def bundled_server(tmp_path_factory):
+def bundled_server(serve) -> RunningServer:
     """The real server on the bundled model, over loopback."""
-    server = start_server({"PERCEPTION_MODEL": str(BUNDLED_MODEL)}, tmp_path_factory.mktemp("srv") / "server.log")
-    yield server
-    stop_server(server)
+    return serve({"PERCEPTION_MODEL": str(BUNDLED_MODEL)})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import subprocess
 import sys
@@ -15,10 +16,14 @@ from perception.cli import main as cli
 from perception.client import (
     PerceptionClient,
     PerceptionError,
+    batched,
     decode_depth,
     decode_segmentation,
+    input_frames,
     render_overlay,
     run_lengths,
+    summary,
+    unique_name,
 )
 
 REPO = Path(__file__).resolve().parent.parent
@@ -168,3 +173,52 @@ def test_cli_bad_input_fails_with_the_servers_detail(bundled_server, tmp_path):
     missing = subprocess.run([sys.executable, "-m", "perception.cli", "infer", str(tmp_path / "nope.mp4")],
                              capture_output=True, text=True, cwd=REPO, timeout=60)  # fmt: skip
     assert missing.returncode != 0 and "no such file" in missing.stderr
+
+
+def test_package_exports_its_public_names():
+    """``perception.client`` is a package split by job; the names callers import from it stay there,
+    including the ``perception infer`` handler that ``perception.cli`` looks up by name."""
+    package = importlib.import_module("perception.client")
+    assert len(package.__all__) == len(set(package.__all__))
+    for name in package.__all__:
+        assert getattr(package, name) is not None, name
+    by_job = {
+        name: importlib.import_module(f"perception.client.{name}")
+        for name in ("answers", "cli", "http", "inputs", "overlay")
+    }
+    assert package.PerceptionClient is by_job["http"].PerceptionClient is PerceptionClient
+    assert package.decode_depth is by_job["answers"].decode_depth
+    assert package.render_overlay is by_job["overlay"].render_overlay
+    assert package.input_frames is by_job["inputs"].input_frames
+    assert package.infer_command is by_job["cli"].infer_command  # perception.cli's "perception.client:infer_command"
+
+
+def test_input_frames_from_a_folder_in_batches(tmp_path):
+    for name in ("b.png", "a.jpg", "c.JPEG"):
+        assert cv2.imwrite(str(tmp_path / name), np.full((4, 6, 3), 128, np.uint8))
+    (tmp_path / "notes.txt").write_text("not an image")
+    frames = list(input_frames([tmp_path], every=1, camera_id="front"))
+    assert [f.name for f in frames] == ["a", "b", "c"]  # sorted, other files skipped
+    assert frames[0].meta == {"camera_id": "front", "frame_id": "a.jpg"}
+    assert frames[1].rgb().shape == (4, 6, 3) and frames[1].pixels_bgr is None
+    assert [[f.name for f in b] for b in batched(iter(frames), 2)] == [["a", "b"], ["c"]]
+    with pytest.raises(ValueError, match="no such file"):
+        list(input_frames([tmp_path / "missing.mp4"], 1, None))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match=r"no \.jpg"):
+        list(input_frames([tmp_path / "empty"], 1, None))
+
+
+def test_unique_names_and_summary_line():
+    used: set[str] = set()
+    assert [unique_name(n, used) for n in ("f", "f", "g", "f")] == ["f", "f-2", "g", "f-3"]
+    frame = {
+        "detections": [{"class_name": "car"}, {"class_name": "person"}, {"class_name": "car"}],
+        "timings": {"decode_ms": 1.0, "queue_ms": 0.5, "inference_ms": 10.0, "encode_ms": 2.0, "total_ms": 14.3},
+        "batch_size": 3,
+    }
+    assert (
+        summary("f", frame)
+        == "f: 2 car, 1 person | total 14.3 ms (decode 1.0, queue 0.5, inference 10.0, encode 2.0; batch 3)"
+    )
+    assert summary("g", {**frame, "detections": []}).startswith("g: no detections | total")

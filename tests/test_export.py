@@ -10,9 +10,10 @@ import onnxruntime as ort
 import pytest
 
 from perception.contract import OUTPUT_NAMES, ModelMetadata
+from perception.evaluate import reference_outputs, run_onnx
 from perception.export import CHECKSUM_FILE, MODEL_FILE, sha256, verification_frames
-from perception.export.reference import load_trained, reference_outputs
-from perception.export.verify import ExportCheckError, compare, run_onnx
+from perception.export.verify import ExportCheckError, compare
+from perception.model import load_trained
 from tests.conftest import REPO
 
 

@@ -28,8 +28,8 @@ from perception.client import decode_depth
 from service.app import create_app
 from service.imaging import ImageError, ImageTooLarge, declared_size, decode_image
 from service.settings import Settings
-from tests.conftest import RunningServer, start_server, stop_server
-from tests.test_reliability import proc_status
+from tests.conftest import BUNDLED_MODEL, RunningServer
+from tests.servers import proc_status
 
 MAX_BODY = 4 * 1024 * 1024
 MAX_PIXELS = 40_000_000
@@ -63,8 +63,8 @@ def encode(ext: str, image: np.ndarray, *params: int) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def client(tiny_model):
-    app = create_app(Settings(model=tiny_model, max_body_bytes=MAX_BODY, max_frames=4))
+def client():
+    app = create_app(Settings(model=BUNDLED_MODEL, max_body_bytes=MAX_BODY, max_frames=4))
     with TestClient(app, raise_server_exceptions=False) as c:
         yield c
 
@@ -441,10 +441,8 @@ def test_fuzzing_leaves_memory_flat(client, small):
 
 
 @pytest.fixture(scope="module")
-def server(tiny_model, tmp_path_factory) -> RunningServer:
-    srv = start_server({"PERCEPTION_MODEL": str(tiny_model)}, tmp_path_factory.mktemp("hostile") / "server.log")
-    yield srv
-    stop_server(srv)
+def server(serve) -> RunningServer:
+    return serve({"PERCEPTION_MODEL": str(BUNDLED_MODEL)})
 
 
 def test_bombs_do_not_reach_the_decoder_on_a_real_server(server, jpeg):

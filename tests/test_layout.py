@@ -29,8 +29,17 @@ def test_readme_has_exactly_two_setup_commands_and_ci_runs_the_test_one():
 def test_cli_lists_its_commands():
     out = subprocess.run([sys.executable, "-m", "perception.cli", "--help"], capture_output=True, text=True, cwd=REPO)
     assert out.returncode == 0
-    for command in ("train", "eval", "export", "serve", "data"):
-        assert command in out.stdout
+    # argparse lists one sub-command a line, indented by four spaces, under the COMMAND heading
+    section = out.stdout.split("COMMAND\n", 1)[1].split("\n\n", 1)[0]
+    commands = re.findall(r"^ {4}([a-z][\w-]*)", section, re.MULTILINE)
+    assert {"train", "eval", "export", "export-variants", "serve", "data", "infer", "bench"} <= set(commands), section
+    assert len(commands) == len(set(commands))
+
+
+def test_cli_help_starts_without_torch():
+    code = "import sys; from perception.cli import build_parser; build_parser(); print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
+    assert out.stdout.strip() == "False"
 
 
 def test_readme_documents_every_setting():

@@ -19,16 +19,20 @@ from pathlib import Path
 import cv2
 import httpx
 import numpy as np
-import onnx
 import pytest
 from fastapi.testclient import TestClient
-from onnx import TensorProto, helper
 
-from perception.export import CHECKSUM_FILE, MODEL_FILE, sha256
+from perception.contract import CHECKSUM_FILE, MODEL_FILE, sha256
 from service.app import create_app
 from service.settings import Settings
-from tests.conftest import RunningServer, start_server, stop_server
-from tests.test_operations import metric
+from tests.conftest import RunningServer
+from tests.servers import metric, proc_status, stop_server
+
+# Every test here serves the tiny model, trained with torch, and the fault tests craft models with onnx.
+onnx = pytest.importorskip(
+    "onnx", reason="the tiny model and crafted ONNX files need the train extra: pip install -e '.[train]'"
+)
+TensorProto, helper = onnx.TensorProto, onnx.helper
 
 JPEG = {"Content-Type": "image/jpeg"}
 DEADLINE_MS = 1000
@@ -39,16 +43,6 @@ def small_jpeg(frame: Path, width: int = 320) -> bytes:
     image = cv2.imread(str(frame))
     image = cv2.resize(image, (width, round(image.shape[0] * width / image.shape[1])), interpolation=cv2.INTER_AREA)
     return cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 85])[1].tobytes()
-
-
-def proc_status(pid: int) -> dict[str, int]:
-    """RSS (kB) and thread count of a process, from /proc."""
-    values = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, rest = line.partition(":")
-        if key in ("VmRSS", "VmHWM", "Threads"):
-            values[key] = int(rest.split()[0])
-    return values
 
 
 class RssSampler(threading.Thread):
@@ -77,7 +71,7 @@ def wait_for_queue_to_empty(url: str, timeout_s: float = 10.0) -> float:
 
 
 @pytest.fixture(scope="module")
-def server(tiny_model, tmp_path_factory) -> RunningServer:
+def server(tiny_model, serve) -> RunningServer:
     env = {
         "PERCEPTION_MODEL": str(tiny_model),
         "PERCEPTION_MAX_BATCH": "8",
@@ -85,9 +79,7 @@ def server(tiny_model, tmp_path_factory) -> RunningServer:
         "PERCEPTION_MAX_QUEUE": "16",
         "PERCEPTION_INTRA_OP_THREADS": "1",
     }
-    srv = start_server(env, tmp_path_factory.mktemp("reliability") / "server.log")
-    yield srv
-    stop_server(srv)
+    return serve(env)
 
 
 # ---------------------------------------------------------------------------------------------- overload
@@ -235,7 +227,7 @@ def with_metadata(model: onnx.ModelProto, props: dict[str, str]) -> onnx.ModelPr
     return model
 
 
-def test_mismatched_or_corrupt_models_are_refused_and_the_old_one_keeps_serving(tiny_model, frames, tmp_path):
+def test_mismatched_or_corrupt_models_are_refused_and_the_old_one_keeps_serving(tiny_model, frames, tmp_path, serve):
     models = tmp_path / "tiny"
     shutil.copytree(tiny_model / "1", models / "1")
     good = onnx.load(models / "1" / MODEL_FILE)
@@ -249,8 +241,7 @@ def test_mismatched_or_corrupt_models_are_refused_and_the_old_one_keeps_serving(
         "7": (with_metadata(onnx.load(models / "1" / MODEL_FILE), {**props, "detection_classes": "[oops"}), "JSON"),
         "8": (np.random.default_rng(0).bytes(4096), "cannot be loaded"),  # corrupt: not a protobuf
     }
-    srv = start_server({"PERCEPTION_MODEL": str(models), "PERCEPTION_ADMIN_KEY": "admin-secret"},
-                       tmp_path / "server.log")  # fmt: skip
+    srv = serve({"PERCEPTION_MODEL": str(models), "PERCEPTION_ADMIN_KEY": "admin-secret"})
     for version, (model, _) in cases.items():  # after start-up, which serves the newest version
         install(models, version, model)
     try:
@@ -365,9 +356,8 @@ def test_clients_that_disconnect_leak_nothing(server, frames):
 # ---------------------------------------------------------------------------------------------- SIGTERM
 
 
-def test_sigterm_under_load_loses_no_request(tiny_model, frames, tmp_path):
-    srv = start_server({"PERCEPTION_MODEL": str(tiny_model), "PERCEPTION_MAX_QUEUE_DELAY_MS": "20"},
-                       tmp_path / "server.log")  # fmt: skip
+def test_sigterm_under_load_loses_no_request(tiny_model, frames, serve):
+    srv = serve({"PERCEPTION_MODEL": str(tiny_model), "PERCEPTION_MAX_QUEUE_DELAY_MS": "20"})
     body = small_jpeg(frames[2])
     signalled = threading.Event()
     signal_at: list[float] = []

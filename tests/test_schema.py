@@ -15,7 +15,7 @@ from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from tests.conftest import RunningServer, start_server, stop_server
+from tests.conftest import BUNDLED_MODEL, RunningServer
 
 AUTH = {"Authorization": "Bearer schema-key"}
 ADMIN = {"Authorization": "Bearer schema-admin"}
@@ -23,15 +23,14 @@ EXAMPLES = 25
 
 
 @pytest.fixture(scope="module")
-def server(tiny_model, tmp_path_factory) -> RunningServer:
-    env = {
-        "PERCEPTION_MODEL": str(tiny_model),
-        "PERCEPTION_API_KEYS": "schema-key",
-        "PERCEPTION_ADMIN_KEY": "schema-admin",
-    }
-    srv = start_server(env, tmp_path_factory.mktemp("schema") / "server.log")
-    yield srv
-    stop_server(srv)
+def server(serve) -> RunningServer:
+    return serve(
+        {
+            "PERCEPTION_MODEL": str(BUNDLED_MODEL),
+            "PERCEPTION_API_KEYS": "schema-key",
+            "PERCEPTION_ADMIN_KEY": "schema-admin",
+        }
+    )
 
 
 def fuzz(operation, mode: GenerationMode, key: dict[str, str], seen: Counter):

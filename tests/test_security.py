@@ -14,13 +14,14 @@ from pathlib import Path
 
 import httpx
 import pytest
+from fastapi.routing import iter_route_contexts
 from fastapi.testclient import TestClient
 
-from perception.export import CHECKSUM_FILE, MODEL_FILE
+from perception.contract import CHECKSUM_FILE, MODEL_FILE
 from service.app import create_app
-from service.engine import Engine, ModelError
+from service.engine import Engine, ModelError, resolve_model_path
 from service.settings import Settings
-from tests.conftest import REPO, RunningServer, start_server, stop_server
+from tests.conftest import BUNDLED_MODEL, REPO, RunningServer
 
 API_KEYS = ("key-alpha-7f3e", "key-beta-91c2")
 ADMIN_KEY = "admin-gamma-5d0a"
@@ -31,22 +32,21 @@ LOCK = REPO / "requirements" / "serve.lock"
 
 
 @pytest.fixture(scope="module")
-def server(tiny_model, tmp_path_factory) -> RunningServer:
-    env = {
-        "PERCEPTION_MODEL": str(tiny_model),
-        "PERCEPTION_API_KEYS": ",".join(API_KEYS),
-        "PERCEPTION_ADMIN_KEY": ADMIN_KEY,
-    }
-    srv = start_server(env, tmp_path_factory.mktemp("security") / "server.log")
-    yield srv
-    stop_server(srv)
+def server(serve) -> RunningServer:
+    return serve(
+        {
+            "PERCEPTION_MODEL": str(BUNDLED_MODEL),
+            "PERCEPTION_API_KEYS": ",".join(API_KEYS),
+            "PERCEPTION_ADMIN_KEY": ADMIN_KEY,
+        }
+    )
 
 
 def bearer(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 
 
-def test_every_route_that_needs_a_key_rejects_missing_and_wrong_keys(server, tiny_model):
+def test_every_route_that_needs_a_key_rejects_missing_and_wrong_keys(server):
     doc = httpx.get(server.url + "/openapi.json").json()
     assert doc["components"]["securitySchemes"]["bearer"] == {
         "type": "http",
@@ -54,7 +54,7 @@ def test_every_route_that_needs_a_key_rejects_missing_and_wrong_keys(server, tin
         "description": "Authorization: Bearer <key>",
     }
     # Every route the app serves is either in the document or one of the known undocumented pages.
-    app_paths = {route.path for route in create_app(Settings(model=tiny_model)).routes}
+    app_paths = {route.path for route in iter_route_contexts(create_app(Settings(model=BUNDLED_MODEL)).routes)}
     assert app_paths - set(doc["paths"]) == UNDOCUMENTED
     secured = []
     for path, operations in doc["paths"].items():
@@ -121,15 +121,15 @@ def preflight(client: TestClient, origin: str):
     )
 
 
-def test_cors_is_closed_unless_configured(tiny_model):
-    closed = TestClient(create_app(Settings(model=tiny_model)))  # no lifespan: CORS answers before any route
+def test_cors_is_closed_unless_configured():
+    closed = TestClient(create_app(Settings(model=BUNDLED_MODEL)))  # no lifespan: CORS answers before any route
     for origin in ("https://evil.example", "null", "http://127.0.0.1:8000"):
         r = preflight(closed, origin)
         assert "access-control-allow-origin" not in r.headers, r.headers
         assert "access-control-allow-origin" not in closed.get("/healthz", headers={"Origin": origin}).headers
 
     allowed = "https://dashboard.example"
-    opened = TestClient(create_app(Settings(model=tiny_model, cors_origins=f"{allowed}, https://other.example")))
+    opened = TestClient(create_app(Settings(model=BUNDLED_MODEL, cors_origins=f"{allowed}, https://other.example")))
     r = preflight(opened, allowed)
     assert r.status_code == 200 and r.headers["access-control-allow-origin"] == allowed
     assert "authorization" in r.headers["access-control-allow-headers"].lower()
@@ -155,7 +155,7 @@ class Payload:
 
 
 def test_checkpoints_with_code_are_refused(tmp_path):
-    torch = pytest.importorskip("torch")
+    torch = pytest.importorskip("torch", reason="checkpoints are torch files: pip install -e '.[train]'")
     from perception.export.reference import load_trained
     from perception.train import load_weights
 
@@ -171,9 +171,11 @@ def test_checkpoints_with_code_are_refused(tmp_path):
     assert marker.exists()
 
 
-def test_a_model_loads_only_if_its_checksum_matches(tiny_model, tmp_path):
+def test_a_model_loads_only_if_its_checksum_matches(tmp_path):
     folder = tmp_path / "1"
-    shutil.copytree(tiny_model / "1", folder)
+    folder.mkdir()
+    for name in (MODEL_FILE, CHECKSUM_FILE):
+        shutil.copy(resolve_model_path(BUNDLED_MODEL).with_name(name), folder / name)
     assert Engine(folder).checksum == (folder / CHECKSUM_FILE).read_text().split()[0]
     (folder / CHECKSUM_FILE).write_text("f" * 64 + f"  {MODEL_FILE}\n")
     with pytest.raises(ModelError, match="does not match"):

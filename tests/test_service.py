@@ -75,18 +75,6 @@ def test_dense_outputs_at_the_asked_scale(client, frames):
     check_frame_answer(frame, 320, 180, client.app.state.perception.engine.metadata.detection_classes, (320, 180))
 
 
-def test_wrong_content_type_is_a_415_problem(client):
-    r = client.post("/v1/perceive", content=b"hello", headers={"Content-Type": "text/plain"})
-    assert r.status_code == 415
-    assert r.headers["content-type"].startswith("application/problem+json")
-    assert "image/jpeg" in r.json()["detail"]
-
-
-def test_undecodable_image_is_a_400_problem(client, frames):
-    r = client.post("/v1/perceive", content=frames[0].read_bytes()[:200], headers={"Content-Type": "image/jpeg"})
-    assert r.status_code == 400 and "decoded" in r.json()["detail"]
-
-
 def test_real_server_over_loopback(bundled_server, frames):
     for path in frames[:2]:
         r = httpx.post(bundled_server.url + "/v1/perceive", content=path.read_bytes(),
@@ -136,7 +124,8 @@ def test_dashcam_jpegs_are_decoded_at_half_size(frames, monkeypatch):
 
 def test_float16_depth_rounds_as_numpy_does():
     """The answer's float16 depth (OpenCV's conversion, twice as fast) is bit for bit NumPy's, from
-    denormals to overflow and NaN, on a non-contiguous crop like the one the letterbox gives."""
+    denormals to overflow and NaN, on a non-contiguous crop like the one the letterbox gives, and on
+    the maps of images a pixel or two across."""
     from service.imaging import float16
 
     rng = np.random.default_rng(0)
@@ -148,3 +137,6 @@ def test_float16_depth_rounds_as_numpy_does():
     got = float16(crop)
     assert got.dtype == np.dtype("<f2") and got.flags.c_contiguous
     np.testing.assert_array_equal(got.view(np.uint16), expected.view(np.uint16))
+    for shape in ((1, 1), (2, 1), (1, 3)):  # OpenCV takes a one-element array for a scalar (4x1 back)
+        plane = rng.lognormal(2, 3, shape).astype(np.float32)
+        np.testing.assert_array_equal(float16(plane).view(np.uint16), plane.astype("<f2").view(np.uint16))

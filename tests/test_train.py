@@ -74,8 +74,8 @@ def test_a_stride_4_detection_level_fine_tunes_from_a_model_without_it(tiny_run,
 def test_a_tiny_box_centred_between_grid_points_still_gets_a_candidate():
     """A 4-px box whose centre lies midway between two stride-8 points (its edge on the grid's
     pixel) is assigned points on that level rather than none."""
-    from perception.losses import task_aligned_assign
-    from perception.model.net import grid_points
+    from perception.model.assign import task_aligned_assign
+    from perception.model.box_coding import grid_points
 
     points = grid_points(4, 4, 8, torch.device("cpu"))  # centres at 4, 12, 20, 28
     strides = torch.full((16,), 8.0)

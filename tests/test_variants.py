@@ -11,8 +11,8 @@ import onnxruntime as ort
 import pytest
 
 from perception.contract import OUTPUT_DEPTH, OUTPUT_NAMES, OUTPUT_SEMANTIC, ModelMetadata
+from perception.evaluate import run_onnx
 from perception.export import CHECKSUM_FILE, MODEL_FILE, sha256, verification_frames
-from perception.export.verify import run_onnx
 
 pytest.importorskip("openvino")
 

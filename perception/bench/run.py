@@ -2,7 +2,7 @@
 to end, and a PyTorch-eager server, measured on this machine; JSON, Markdown and a PNG plot.
 
     .venv/bin/perception bench --random-init --out benchmarks/results        # ~6 minutes on 2 cores
-    .venv/bin/perception bench --model models/drivenet/11 --quick             # ~2 minutes
+    .venv/bin/perception bench --model models/drivenet --quick                # ~2 minutes, newest version
 
 Ratios are measured side by side in one process with interleaved repeats (medians), so a busy
 neighbour slows both sides alike; absolute figures on a shared machine are noisy, and the load
@@ -16,20 +16,28 @@ import contextlib
 import json
 import os
 import platform
-import sys
+import subprocess
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import onnxruntime as ort
 
+from perception import timing
 from perception.bench.load import LoadGenerator, LoadSpec, Server, start_eager, start_service, stop_server
 from perception.bench.report import evaluate_targets, write_markdown, write_plot
-from perception.bench.timing import in_flight_throughput, throughput, throughput_and_in_flight
+from perception.contract import MODEL_FILE, ModelMetadata, resolve_model_path
+from perception.export.single_task import export_random_init, multi_vs_single_task
+from perception.export.variants import make_int8
+from perception.machine import hardware
+from perception.timing import FRAMES_DIR, in_flight_throughput, letterboxed_frames, throughput_and_in_flight
+from service.batcher import Result
+from service.engine import Engine
+from service.pipeline import FrameInput, Options, finish, prepare
 
 REPO = Path(__file__).resolve().parents[2]
-FRAMES_DIR = REPO / "tests" / "data" / "frames"
 EAGER_SCRIPT = REPO / "benchmarks" / "eager_server.py"
 SECTIONS = ("model", "tasks", "service", "eager")
 
@@ -39,8 +47,8 @@ class Plan:
     """How much to measure: the full run, ``--quick`` and ``--tiny`` (the smoke test's)."""
 
     batch_sizes: tuple[int, ...] = (1, 2, 4, 8)
-    repeats: int = 5
-    min_seconds: float = 0.4  # per timing loop
+    repeats: int = timing.REPEATS
+    min_seconds: float = timing.MIN_SECONDS  # per timing loop
     concurrency: tuple[int, ...] = (1, 2, 4, 8, 16)
     multi_concurrency: tuple[int, ...] = (1, 2, 4)
     eager_concurrency: tuple[int, ...] = (1, 2, 4, 8, 16)
@@ -56,13 +64,6 @@ PLANS = {
     "tiny": Plan(batch_sizes=(1, 2), repeats=1, min_seconds=0.02, concurrency=(1, 2), multi_concurrency=(1,),
                  eager_concurrency=(1, 2), level_seconds=1.0, level_requests=6, calibration_frames=2),
 }  # fmt: skip
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``benchmarks/run.py``: the same as ``perception bench`` (its arguments are declared in perception/cli.py)."""
-    from perception.cli import main as cli_main
-
-    return cli_main(["bench", *(sys.argv[1:] if argv is None else argv)])
 
 
 def bench_command(args: argparse.Namespace) -> int:
@@ -89,25 +90,14 @@ def say(message: str) -> None:
 
 
 def run(args: argparse.Namespace, plan: Plan, sections: list[str], tmp: Path) -> dict:
-    import onnxruntime as ort
-
-    from perception.bench.models import export_random_init
-    from perception.contract import ModelMetadata
-    from perception.export.variants import make_int8
-
     started = time.time()
     threads = args.threads or os.cpu_count() or 1
     notes: list[str] = []
     report: dict = {"machine": machine(), "settings": {}, "notes": notes, "sections": sections}
     say(f"{report['machine']['cpu']}, load average {report['machine']['load_average_start']}")
 
-    if args.random_init:
-        say("exporting the default architecture from random weights")
-        model_dir = export_random_init(tmp / "random-init")
-        notes.append("model: the default architecture exported from random-init weights (same cost as trained)")
-    else:
-        model_dir = args.model.parent if args.model.suffix == ".onnx" else args.model
-    paths = {"fp32": model_dir / "model.onnx"}
+    model_dir = model_folder(args, tmp, notes)
+    paths = {"fp32": model_dir / MODEL_FILE}
     session = ort.InferenceSession(str(paths["fp32"]), providers=["CPUExecutionProvider"])
     meta = ModelMetadata.from_props(session.get_modelmeta().custom_metadata_map)
     del session
@@ -118,23 +108,13 @@ def run(args: argparse.Namespace, plan: Plan, sections: list[str], tmp: Path) ->
     gpu = "CUDAExecutionProvider" in ort.get_available_providers() and Path("/dev/nvidiactl").exists()
     if not gpu:
         notes.append("FP16 and TensorRT skipped: no GPU on this machine (FP16 on a CPU runs through casts)")
-    if args.variant == "int8" or (args.variant == "auto" and not gpu):
-        existing = model_dir / "int8" / "model.onnx"
-        if existing.is_file():
-            paths["int8"] = existing
-        else:
-            say("making the INT8 variant (static QDQ, synthetic calibration frames) in a temporary folder")
-            paths["int8"] = make_int8(model_dir, tmp / "int8", plan.calibration_frames)
-    if gpu:
-        existing = model_dir / "fp16" / "model.onnx"
-        if existing.is_file():
-            paths["fp16"] = existing
+    paths |= precision_variants(args.variant, model_dir, gpu, plan, tmp)
     served = args.variant if args.variant != "auto" else "int8" if "int8" in paths else "fp32"
     report["settings"] = {"threads": threads, "max_batch": args.max_batch, "gpu": gpu, "served_variant": served,
                           "concurrent_batches": args.concurrent_batches,
                           "max_queue_delay_ms": args.max_queue_delay_ms, "plan": plan.__dict__}  # fmt: skip
 
-    notes.append("in-process sessions use the service's ONNX Runtime options (service/engine.py), spinning off")
+    notes.append("in-process sessions use the service's ONNX Runtime options (perception/runtime.py), spinning off")
     if "eager" in sections:
         notes.append(f"eager baseline: torch intra-op threads {args.eager_threads or 'default'} (on this shared "
                      "machine torch's default of one OpenMP thread per core ran about 10× slower)")  # fmt: skip
@@ -167,14 +147,39 @@ def run(args: argparse.Namespace, plan: Plan, sections: list[str], tmp: Path) ->
     return report
 
 
+def model_folder(args: argparse.Namespace, tmp: Path, notes: list[str]) -> Path:
+    """The version folder measured: ``--model`` (a model.onnx, a version folder, or a model folder
+    whose newest version is taken, as the service does), or the default architecture exported from
+    random weights with ``--random-init``."""
+    if not args.random_init:
+        return resolve_model_path(args.model).parent
+    say("exporting the default architecture from random weights")
+    notes.append("model: the default architecture exported from random-init weights (same cost as trained)")
+    return export_random_init(tmp / "random-init")
+
+
+def precision_variants(variant: str, model_dir: Path, gpu: bool, plan: Plan, tmp: Path) -> dict[str, Path]:
+    """The variants measured beside FP32: INT8 on a CPU (or when asked; made in ``tmp`` if the folder
+    lacks it), FP16 on a GPU when the folder has it."""
+    paths = {}
+    if variant == "int8" or (variant == "auto" and not gpu):
+        existing = model_dir / "int8" / MODEL_FILE
+        if existing.is_file():
+            paths["int8"] = existing
+        else:
+            say("making the INT8 variant (static QDQ, synthetic calibration frames) in a temporary folder")
+            paths["int8"] = make_int8(model_dir, tmp / "int8", plan.calibration_frames)
+    if gpu:
+        existing = model_dir / "fp16" / MODEL_FILE
+        if existing.is_file():
+            paths["fp16"] = existing
+    return paths
+
+
 # --- machine -------------------------------------------------------------------------------------
 
 
 def machine() -> dict:
-    import onnxruntime as ort
-
-    from perception.card import hardware
-
     versions = {"python": platform.python_version(), "onnxruntime": ort.__version__, "numpy": np.__version__}
     for module in ("torch", "cv2", "fastapi", "uvicorn", "httpx"):
         with contextlib.suppress(ImportError):
@@ -192,8 +197,6 @@ def machine() -> dict:
 
 def git_revision() -> str:
     """The checkout's commit, with "+changes" when tracked files differ from it."""
-    import subprocess
-
     try:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
@@ -201,19 +204,6 @@ def git_revision() -> str:
     except OSError:
         return "unknown"
     return commit.stdout.strip() + ("+changes" if dirty.stdout.strip() else "") if commit.returncode == 0 else "unknown"
-
-
-def letterboxed_frames(height: int, width: int) -> np.ndarray:
-    """The real test frames letterboxed to the model's input, uint8 [N, 3, H, W]."""
-    import cv2
-
-    from perception.contract import Letterbox
-
-    frames = []
-    for path in sorted(FRAMES_DIR.glob("*.jpg")):
-        image = cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
-        frames.append(Letterbox.fit(image.shape[1], image.shape[0], width, height).apply(image))
-    return np.ascontiguousarray(np.stack(frames).transpose(0, 3, 1, 2))
 
 
 # --- sections ------------------------------------------------------------------------------------
@@ -230,13 +220,7 @@ def model_only(paths: dict[str, Path], frames: np.ndarray, focal: float, plan: P
 def tasks_section(model_dir: Path, multi: Path, frames: np.ndarray, focal: float, plan: Plan, threads: int,
                   tmp: Path) -> dict:  # fmt: skip
     """One multi-task pass against the three single-task networks (all FP32, batch 1)."""
-    from perception.bench.models import export_single_task
-
-    singles = export_single_task(model_dir, tmp / "single-task")
-    timed = throughput({"multi-task": multi, **singles}, frames, focal, (1,), plan.repeats, plan.min_seconds, threads)
-    row = {name: value["latency_ms"] for name, value in timed["1"].items()}
-    three = sum(row[t] for t in singles)
-    return {"latency_ms": row, "three_single_ms": round(three, 3), "ratio": round(row["multi-task"] / three, 3)}
+    return multi_vs_single_task(model_dir, multi, frames, focal, threads, tmp, plan.repeats, plan.min_seconds)
 
 
 def raw_throughput(path: Path, frames: np.ndarray, focal: float, batch: int, concurrency: int, plan: Plan,
@@ -250,10 +234,6 @@ def raw_throughput(path: Path, frames: np.ndarray, focal: float, batch: int, con
 def frame_work_cpu(model: Path, images: list[bytes], repeats: int) -> dict[str, float]:
     """CPU ms per frame of the service's own work around inference, each step timed alone in this
     process on the benchmark's JPEGs: decode + letterbox, and mapping back + encoding every output."""
-    from service.batcher import Result
-    from service.engine import Engine
-    from service.pipeline import FrameInput, Options, finish, prepare
-
     engine = Engine(model, intra_op_threads=1)
     inputs = [FrameInput(data) for data in images]
     prepared = [prepare(frame, engine, 10**9) for frame in inputs]

@@ -1,18 +1,34 @@
-"""From ``Sample`` sources to batches of tensors for training and evaluation."""
+"""From ``Sample`` sources to batches of tensors for training and evaluation: ``collate`` gives
+uint8 images and ``Targets``, the collated batch's labels that the losses read."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
+from torch import Tensor
 from torch.utils.data import Dataset
 
 from perception.classes import IGNORE_INDEX
 from perception.data.sample import Sample
-from perception.losses import Targets
 
 Transform = Callable[[Sample, np.random.Generator], Sample]
+
+
+@dataclass
+class Targets:
+    """A collated batch's labels. Lists hold one entry per image; flags say who has what."""
+
+    boxes: list[Tensor]  # [N_i, 4] model pixels
+    labels: list[Tensor]  # [N_i]
+    has_boxes: Tensor  # bool [B]
+    semantic: Tensor  # long [B, H, W], IGNORE_INDEX where unlabelled
+    has_semantic: Tensor  # bool [B]
+    depth: Tensor  # float [B, H, W] metres, 0 where invalid
+    has_depth: Tensor  # bool [B]
+    focal_px: Tensor  # float [B] at model resolution
 
 
 class TensorDataset(Dataset):

@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 
 from perception.classes import DETECTION_CLASSES, SEGMENTATION_PALETTE
+from perception.data.registry import DATASET_NAMES, open_dataset
 from perception.data.sample import Sample
 from perception.data.transforms import Letterbox
 
@@ -101,8 +102,6 @@ def render_sample(sample: Sample, max_panel_width: int | None = 960) -> np.ndarr
 
 
 def show_command(args: argparse.Namespace) -> int:
-    from perception.data.registry import DATASET_NAMES, open_dataset
-
     name, root = args.dataset, args.root
     if name not in DATASET_NAMES and Path(name).is_dir():
         name, root = "synthdir", Path(name)  # --dataset may name a folder written by `data synth`

@@ -7,14 +7,23 @@ import argparse
 import hashlib
 import json
 import shutil
+import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 import onnx
 
+from perception.card import gflops, render, training_summary, write_section
 from perception.classes import DETECTION_CLASSES, SEGMENTATION_CLASSES, SEGMENTATION_PALETTE
+from perception.config import Config
 from perception.contract import CHECKSUM_FILE, MODEL_FILE, Letterbox, ModelMetadata, sha256, write_checksum
+from perception.evaluate import evaluate, held_out_samples, onnx_predictor
+from perception.export.graph import build_graph
+from perception.export.verify import verify
+from perception.machine import hardware
+from perception.model import MultiTaskNet, load_trained
+from perception.timing import onnx_latency_ms
 
 __all__ = ["CHECKSUM_FILE", "MODEL_FILE", "export_model", "sha256", "write_checksum"]
 
@@ -41,27 +50,9 @@ def export_model(
     """Export, verify and write the model folder (model, checksum, weights, config, card); with
     ``eval_count``, score the exported file on that many held-out synthetic frames and carry the
     headline figures in its metadata. Returns the verification report."""
-    from perception.export.graph import build_graph
-    from perception.export.reference import load_trained
-    from perception.export.verify import verify
-
     net, config = load_trained(weights)
     cfg = config.model
-    metadata = ModelMetadata(
-        name=config.name,
-        version=out.name,
-        input_height=cfg.input_height,
-        input_width=cfg.input_width,
-        detection_classes=list(DETECTION_CLASSES),
-        segmentation_classes=list(SEGMENTATION_CLASSES),
-        segmentation_palette=[list(c) for c in SEGMENTATION_PALETTE],
-        depth_unit="m",
-        canonical_focal_px=cfg.canonical_focal_px,
-        default_focal_px=cfg.canonical_focal_px,
-        recipe_hash=config.digest(),
-        data_hash=hashlib.sha256(json.dumps(config.data.__dict__, sort_keys=True).encode()).hexdigest()[:16],
-        metrics=metrics or {},
-    )
+    metadata = model_metadata(config, out.name, metrics or {})
     model = build_graph(net, config, metadata)
     frames = verification_frames(cfg.input_height, cfg.input_width, frames_dir)
     focal = np.full(len(frames), cfg.canonical_focal_px, np.float32) * np.linspace(
@@ -90,6 +81,26 @@ def export_model(
     return report
 
 
+def model_metadata(config: Config, version: str, metrics: dict) -> ModelMetadata:
+    """What the exported file says about itself: name, version, input, taxonomy, recipe and data hashes."""
+    cfg = config.model
+    return ModelMetadata(
+        name=config.name,
+        version=version,
+        input_height=cfg.input_height,
+        input_width=cfg.input_width,
+        detection_classes=list(DETECTION_CLASSES),
+        segmentation_classes=list(SEGMENTATION_CLASSES),
+        segmentation_palette=[list(c) for c in SEGMENTATION_PALETTE],
+        depth_unit="m",
+        canonical_focal_px=cfg.canonical_focal_px,
+        default_focal_px=cfg.canonical_focal_px,
+        recipe_hash=config.digest(),
+        data_hash=hashlib.sha256(json.dumps(config.data.__dict__, sort_keys=True).encode()).hexdigest()[:16],
+        metrics=metrics,
+    )
+
+
 def headline(metrics: dict) -> dict:
     """The figures carried in the ONNX metadata (the full set is in metrics.json)."""
     pick = {"detection": ("mAP", "mAP50"), "segmentation": ("mIoU",), "depth": ("AbsRel", "RMSE", "delta1")}
@@ -98,17 +109,14 @@ def headline(metrics: dict) -> dict:
 
 
 def evaluate_exported(model_path: Path, count: int) -> dict:
-    from perception.evaluate import evaluate, held_out_samples, onnx_predictor
-
+    """``count`` held-out synthetic test frames scored on the exported file."""
     predict, height, width = onnx_predictor(model_path)
     metrics = evaluate(predict, held_out_samples("synthetic", None, "test", count, height, width))
     metrics["data"] = {"dataset": "synthetic", "split": "test", "resolution": [height, width]}
     return metrics
 
 
-def write_model_card(net, config, out: Path, metrics: dict, weights: Path, command: str) -> None:
-    from perception.card import gflops, hardware, onnx_latency_ms, render, training_summary, write_section
-
+def write_model_card(net: MultiTaskNet, config: Config, out: Path, metrics: dict, weights: Path, command: str) -> None:
     cfg = config.model
     facts = {
         "gflops": gflops(net, cfg.input_height, cfg.input_width),
@@ -124,8 +132,6 @@ def write_model_card(net, config, out: Path, metrics: dict, weights: Path, comma
 
 
 def export_command(args: argparse.Namespace) -> int:
-    import sys
-
     metrics = json.loads(args.metrics.read_text()) if args.metrics else None
     command = " ".join(["perception", *sys.argv[1:]])
     report = export_model(args.checkpoint, args.out, args.frames, metrics, command, eval_count=args.eval_count)

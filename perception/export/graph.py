@@ -18,7 +18,7 @@ from perception.contract import (
     ModelMetadata,
 )
 from perception.export.postprocess import postprocess_model
-from perception.model.net import MultiTaskNet
+from perception.model import MultiTaskNet
 
 OPSET = 18
 

@@ -10,16 +10,18 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import onnxruntime as ort
 
-from perception.contract import INPUT_FOCAL, INPUT_IMAGES
-from perception.export import MODEL_FILE
+from perception.contract import INPUT_FOCAL, INPUT_IMAGES, MODEL_FILE
+from perception.evaluate import run_onnx
+from perception.export.verify import ExportCheckError, compare
 
 
 class OpenVinoModel:
-    """A model compiled by OpenVINO; call it like ``verify.run_onnx``: outputs by contract name."""
+    """A model compiled by OpenVINO; call it like ``perception.evaluate.run_onnx``: outputs by contract name."""
 
     def __init__(self, path: Path, device: str = "CPU", precision: str = "f32", threads: int | None = None):
-        import openvino as ov
+        import openvino as ov  # optional (the test skips without it): kept out of importing this module
 
         path = Path(path)
         config = {"INFERENCE_PRECISION_HINT": precision}
@@ -45,10 +47,6 @@ def compare_with_onnxruntime(path: Path, images: np.ndarray, focal_px: np.ndarra
     """OpenVINO's outputs against ONNX Runtime's (CPU) on the same frames, with the export
     tolerances (``verify.compare``: matched boxes within 1e-3 relative, segmentation agreement ≥ 99.9 %,
     depth within 1e-3 relative); raises ``ExportCheckError`` past them."""
-    import onnxruntime as ort
-
-    from perception.export.verify import compare, run_onnx
-
     path = Path(path)
     path = path if path.suffix == ".onnx" else path / MODEL_FILE
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
@@ -56,8 +54,6 @@ def compare_with_onnxruntime(path: Path, images: np.ndarray, focal_px: np.ndarra
     expected = run_onnx(session, images, focal_px)
     for name, value in expected.items():
         if actual[name].shape != value.shape or actual[name].dtype != value.dtype:
-            from perception.export.verify import ExportCheckError
-
             raise ExportCheckError(f"{name}: OpenVINO gives {actual[name].dtype}{list(actual[name].shape)}, "
                                    f"ONNX Runtime {value.dtype}{list(value.shape)}")  # fmt: skip
     return compare(actual, expected)

@@ -2,7 +2,9 @@
 ``NonMaxSuppression`` operator, per image and per class) and packing of the survivors into a
 fixed-shape ``[B, K, 6]`` tensor (x1, y1, x2, y2, score, class) sorted by score, plus a count.
 
-Appended to the exported network so the service does no model maths (ARCHITECTURE.md).
+Appended to the exported network so the service does no model maths (ARCHITECTURE.md). Its boxes are
+the network's, decoded by ``perception.model.box_coding`` (the decoding training uses), whose box
+format NMS is told to read.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from onnxscript import FLOAT, script
 from onnxscript import opset18 as op
 
 from perception.contract import OUTPUT_DETECTIONS, OUTPUT_NUM_DETECTIONS
+from perception.model.box_coding import ONNX_CENTER_POINT_BOX
 
 # onnxscript reads the annotations' source, so the shapes are module-level names.
 BOXES = FLOAT["B", "A", 4]
@@ -27,7 +30,8 @@ def postprocess_model(max_detections: int, iou_threshold: float, score_threshold
         k_scalar = op.Constant(value_int=max_detections)
         iou = op.Constant(value_floats=[iou_threshold])
         threshold = op.Constant(value_floats=[score_threshold])
-        selected = op.NonMaxSuppression(boxes, scores, k, iou, threshold)  # [M, 3]: image, class, box
+        # [M, 3]: image, class, box
+        selected = op.NonMaxSuppression(boxes, scores, k, iou, threshold, center_point_box=ONNX_CENTER_POINT_BOX)
         image = op.Gather(selected, op.Constant(value_int=0), axis=1)
         cls = op.Gather(selected, op.Constant(value_int=1), axis=1)
         box = op.Gather(selected, op.Constant(value_int=2), axis=1)

@@ -1,9 +1,10 @@
 """Precision variants of an exported model: FP16 for GPUs and INT8 (static, QDQ) for CPUs.
 
 Each variant lives in a sub-folder of the FP32 model's version folder, ``models/<name>/<v>/fp16/``
-and ``models/<name>/<v>/int8/`` (``model.onnx`` + ``model.onnx.sha256``). The service's
-``resolve_model_path`` takes only integer folder names as versions, so a variant is never served as
-a newer version; serve one by pointing ``PERCEPTION_MODEL`` at its folder.
+and ``models/<name>/<v>/int8/`` (``model.onnx`` + ``model.onnx.sha256``). ``resolve_model_path``
+(``perception.contract``, what the service picks versions with) takes only integer folder names as
+versions, so a variant is never served as a newer version; serve one by pointing ``PERCEPTION_MODEL``
+at its folder.
 
 Only the network is reduced in precision. The input normalisation, everything after the last
 convolutions (box decoding, sigmoid, upsampling + argmax, exp and depth scaling) and the NMS subgraph
@@ -25,8 +26,12 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-from perception.card import hardware, write_section
-from perception.contract import INPUT_FOCAL, INPUT_IMAGES, MODEL_FILE, ModelMetadata, write_checksum
+from perception import timing
+from perception.card import write_section
+from perception.contract import INPUT_FOCAL, INPUT_IMAGES, MODEL_FILE, ModelMetadata, resolve_model_path, write_checksum
+from perception.evaluate import evaluate, held_out_samples, run_onnx
+from perception.machine import hardware
+from perception.runtime import cpu_session
 
 VARIANT_KEY = "variant"  # metadata_props key: fp32 (absent), fp16 or int8
 VARIANTS = ("fp16", "int8")
@@ -125,18 +130,33 @@ def make_fp16(src: Path, dst: Path) -> Path:
     keep = set(full_precision_nodes(model))
     half = [n for n in graph.node if n.name not in keep and n.op_type != "Constant"]
     half_outputs = {o for n in half for o in n.output if types.get(o) == onnx.TensorProto.FLOAT}
+    half_ids = {id(n) for n in half}
+    _halve_initializers(graph, half_ids, half_outputs)
+    _cast_between_precisions(graph, half_ids, types, half_outputs)
+    _keep_output_types(graph, half_outputs)
+    for value in graph.value_info:
+        if value.name in half_outputs:
+            value.type.tensor_type.elem_type = onnx.TensorProto.FLOAT16
+    _toposort(graph)
+    onnx.checker.check_model(model)
+    return _finish(model, source, "fp16", dst)
 
-    # Float32 initializers read only by float16 nodes become float16; others get a Cast where needed.
+
+def _halve_initializers(graph: onnx.GraphProto, half_ids: set[int], half_outputs: set[str]) -> None:
+    """Float32 initializers read only by float16 nodes become float16 (and join ``half_outputs``)."""
     readers: dict[str, list[onnx.NodeProto]] = {}
     for n in graph.node:
         for i in n.input:
             readers.setdefault(i, []).append(n)
-    half_ids = {id(n) for n in half}
     for init in graph.initializer:
         if init.data_type == onnx.TensorProto.FLOAT and all(id(r) in half_ids for r in readers.get(init.name, [])):
             init.CopyFrom(onnx.numpy_helper.from_array(onnx.numpy_helper.to_array(init).astype(np.float16), init.name))
             half_outputs.add(init.name)
 
+
+def _cast_between_precisions(graph: onnx.GraphProto, half_ids: set[int], types: dict[str, int],
+                             half_outputs: set[str]) -> None:  # fmt: skip
+    """One Cast on each edge between a float32 and a float16 node (shared by every reader of a tensor)."""
     casts: dict[tuple[str, int], str] = {}
 
     def cast(name: str, to: int) -> str:
@@ -153,7 +173,11 @@ def make_fp16(src: Path, dst: Path) -> Path:
                 node.input[k] = cast(name, onnx.TensorProto.FLOAT16)
             elif (not is_half or fp32_only) and name in half_outputs:
                 node.input[k] = cast(name, onnx.TensorProto.FLOAT)
-    for output in graph.output:  # outputs keep their types
+
+
+def _keep_output_types(graph: onnx.GraphProto, half_outputs: set[str]) -> None:
+    """Graph outputs keep their types: a float16 output is renamed inside and cast back under its name."""
+    for output in graph.output:
         if output.name in half_outputs:
             producer = next(n for n in graph.node if output.name in n.output)
             internal = f"{output.name}/fp16"
@@ -161,12 +185,6 @@ def make_fp16(src: Path, dst: Path) -> Path:
             for n in graph.node:
                 n.input[:] = [internal if i == output.name else i for i in n.input]
             graph.node.append(onnx.helper.make_node("Cast", [internal], [output.name], f"{output.name}/cast", to=1))
-    for value in graph.value_info:
-        if value.name in half_outputs:
-            value.type.tensor_type.elem_type = onnx.TensorProto.FLOAT16
-    _toposort(graph)
-    onnx.checker.check_model(model)
-    return _finish(model, source, "fp16", dst)
 
 
 def _toposort(graph: onnx.GraphProto) -> None:
@@ -196,8 +214,6 @@ def _toposort(graph: onnx.GraphProto) -> None:
 
 def calibration_images(height: int, width: int, count: int, split: str = "val") -> Iterator[np.ndarray]:
     """Letterboxed synthetic frames of ``split`` (never the held-out test split), uint8 [3, H, W]."""
-    from perception.evaluate import held_out_samples
-
     for sample in held_out_samples("synthetic", None, split, count, height, width):
         yield sample.image.transpose(2, 0, 1)
 
@@ -263,10 +279,8 @@ def make_variants(model_dir: Path, variants: tuple[str, ...] = VARIANTS, calibra
 
 
 def session(path: Path, threads: int = THREADS) -> ort.InferenceSession:
-    """A CPU session with the service's options (service/engine.py), the same for every variant."""
-    from perception.bench import timing
-
-    return timing.session(_model_file(path), threads)
+    """A CPU session with the service's options (``perception.runtime``), the same for every variant."""
+    return cpu_session(_model_file(path), threads)
 
 
 def variant_paths(model_dir: Path) -> dict[str, Path]:
@@ -294,10 +308,6 @@ def compare_variants(
     """Accuracy of every variant on ``count`` held-out synthetic test frames and its change against
     FP32, and throughput ratios against FP32 measured in one run; written to ``variants.json`` and
     ``card.md`` in ``model_dir`` unless ``write`` is false. Returns the report."""
-    from perception.bench import timing
-    from perception.evaluate import evaluate, held_out_samples
-    from perception.export.verify import run_onnx
-
     paths = variant_paths(model_dir)
     meta = ModelMetadata.from_props(session(paths["fp32"]).get_modelmeta().custom_metadata_map)
     samples = list(held_out_samples("synthetic", None, "test", count, meta.input_height, meta.input_width))
@@ -376,10 +386,11 @@ def card_section(report: dict) -> str:
 def variants_command(args: argparse.Namespace) -> int:
     """``perception export-variants MODEL_DIR``: make the variants, then measure them."""
     wanted = tuple(v.strip() for v in args.variants.split(",") if v.strip())
-    for variant, path in make_variants(args.model_dir, wanted, args.calibration_frames).items():
+    model_dir = resolve_model_path(args.model_dir).parent  # models/<name>/: its newest version
+    for variant, path in make_variants(model_dir, wanted, args.calibration_frames).items():
         print(f"wrote {path} ({variant})")
     if args.count > 0:
-        report = compare_variants(args.model_dir, args.count)
+        report = compare_variants(model_dir, args.count)
         print(card_section(report))
-        print(f"wrote {args.model_dir / 'variants.json'} and {args.model_dir / 'card.md'}")
+        print(f"wrote {model_dir / 'variants.json'} and {model_dir / 'card.md'}")
     return 0

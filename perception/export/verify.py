@@ -1,5 +1,6 @@
 """Checks run by every export: the ONNX checker, ONNX Runtime against PyTorch, and batch
-independence. A failed check raises ``ExportCheckError`` and the model is not written."""
+independence. A failed check raises ``ExportCheckError`` and the model is not written. The PyTorch
+side is ``perception.evaluate.reference``, the ONNX side ``perception.evaluate.run_onnx``."""
 
 from __future__ import annotations
 
@@ -7,14 +8,9 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-from perception.contract import (
-    INPUT_FOCAL,
-    INPUT_IMAGES,
-    OUTPUT_DEPTH,
-    OUTPUT_DETECTIONS,
-    OUTPUT_NUM_DETECTIONS,
-    OUTPUT_SEMANTIC,
-)
+from perception.contract import OUTPUT_DEPTH, OUTPUT_DETECTIONS, OUTPUT_NUM_DETECTIONS, OUTPUT_SEMANTIC
+from perception.evaluate import reference_outputs, run_onnx
+from perception.model import MultiTaskNet
 
 BOX_RTOL = 1e-3
 SEGMENTATION_AGREEMENT = 0.999
@@ -23,11 +19,6 @@ DEPTH_RTOL = 1e-3
 
 class ExportCheckError(RuntimeError):
     pass
-
-
-def run_onnx(session: ort.InferenceSession, images: np.ndarray, focal_px: np.ndarray) -> dict[str, np.ndarray]:
-    names = [o.name for o in session.get_outputs()]
-    return dict(zip(names, session.run(None, {INPUT_IMAGES: images, INPUT_FOCAL: focal_px}), strict=True))
 
 
 def compare(actual: dict[str, np.ndarray], expected: dict[str, np.ndarray]) -> dict[str, float]:
@@ -67,10 +58,8 @@ def compare(actual: dict[str, np.ndarray], expected: dict[str, np.ndarray]) -> d
     return report
 
 
-def verify(model: onnx.ModelProto, net, frames: np.ndarray, focal_px: np.ndarray) -> dict[str, float]:
+def verify(model: onnx.ModelProto, net: MultiTaskNet, frames: np.ndarray, focal_px: np.ndarray) -> dict[str, float]:
     """Check ``model`` against the PyTorch network on ``frames`` (uint8 [N, 3, H, W])."""
-    from perception.export.reference import reference_outputs
-
     onnx.checker.check_model(model, full_check=True)
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     batched = run_onnx(session, frames, focal_px)

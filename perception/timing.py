@@ -1,6 +1,7 @@
-"""Timing ONNX models in this process, the one way the benchmark and ``export-variants`` both use:
-the service's session options, interleaved repeats (a busy neighbour slows every model alike),
-medians; one run at a time, or several in flight on one session as the service's batcher keeps them."""
+"""Timing ONNX models in this process, the one way the benchmark, ``export-variants``, the study and
+the model card all use: the service's session options (``perception.runtime``), interleaved repeats
+(a busy neighbour slows every model alike), medians; one run at a time, or several in flight on one
+session as the service's batcher keeps them."""
 
 from __future__ import annotations
 
@@ -9,17 +10,42 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import cv2
 import numpy as np
 import onnxruntime as ort
 
-from perception.contract import INPUT_FOCAL, INPUT_IMAGES
+from perception.contract import INPUT_FOCAL, INPUT_IMAGES, Letterbox
+from perception.runtime import cpu_session
+
+FRAMES_DIR = Path(__file__).resolve().parents[1] / "tests" / "data" / "frames"  # the real frames timings run on
+REPEATS = 5  # interleaved repeats of a full measurement (``perception bench``, the study's latency)
+MIN_SECONDS = 0.4  # shortest timing loop of a full measurement
 
 
-def session(path: Path, threads: int) -> ort.InferenceSession:
-    """A CPU session with the service's options (service/engine.py)."""
-    from service.engine import session_options
+def letterboxed_frames(height: int, width: int) -> np.ndarray:
+    """The real test frames letterboxed to the model's input, uint8 [N, 3, H, W]."""
+    frames = []
+    for path in sorted(FRAMES_DIR.glob("*.jpg")):
+        image = cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
+        frames.append(Letterbox.fit(image.shape[1], image.shape[0], width, height).apply(image))
+    return np.ascontiguousarray(np.stack(frames).transpose(0, 3, 1, 2))
 
-    return ort.InferenceSession(str(path), session_options(threads), providers=["CPUExecutionProvider"])
+
+def onnx_latency_ms(model_path: Path, height: int, width: int, repeats: int = 15, threads: int = 0) -> float:
+    """Median wall time of one batch-1 ONNX Runtime CPU run (after warm-up)."""
+    session = cpu_session(model_path, threads)
+    feed = {
+        INPUT_IMAGES: np.random.default_rng(0).integers(0, 256, (1, 3, height, width), dtype=np.uint8),
+        INPUT_FOCAL: np.array([500.0], np.float32),
+    }
+    for _ in range(3):
+        session.run(None, feed)
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        session.run(None, feed)
+        times.append(time.perf_counter() - started)
+    return statistics.median(times) * 1000
 
 
 def batch_feed(frames: np.ndarray, focal: float, batch: int) -> dict[str, np.ndarray]:
@@ -32,7 +58,7 @@ def throughput(paths: dict[str, Path], frames: np.ndarray, focal: float, batch_s
                repeats: int, min_seconds: float, threads: int) -> dict:  # fmt: skip
     """{batch: {model: {latency_ms, frames_per_s}}}, one run at a time; each repeat at least
     ``min_seconds`` long."""
-    sessions = {name: session(path, threads) for name, path in paths.items()}
+    sessions = {name: cpu_session(path, threads) for name, path in paths.items()}
     result = {}
     for batch in batch_sizes:
         feed = batch_feed(frames, focal, batch)
@@ -87,7 +113,7 @@ def in_flight_throughput(paths: dict[str, Path], frames: np.ndarray, focal: floa
     """{batch: {model: {frames_per_s, cpu_ms_per_frame}}} with ``concurrency`` runs in flight. ``repeats``
     and ``min_seconds`` are those of the one-at-a-time timing: in flight takes half the repeats, each
     twice as long."""
-    sessions = {name: session(path, threads) for name, path in paths.items()}
+    sessions = {name: cpu_session(path, threads) for name, path in paths.items()}
     for sess in sessions.values():
         sess.run(None, batch_feed(frames, focal, 1))
     repeats, min_seconds = max(1, repeats // 2), 2 * min_seconds

@@ -1,27 +1,20 @@
-"""``perception eval``: score a checkpoint or an exported ONNX model on held-out data.
-
-Detection: COCO mAP@[.5:.95] and mAP@.5 (pycocotools). Segmentation: per-class IoU and mIoU from a
-confusion matrix. Depth: AbsRel, SqRel, RMSE, RMSE-log and δ < 1.25, 1.25², 1.25³ over valid
-pixels, averaged per image (the Eigen et al. protocol). Frames are letterboxed to the model's input
-exactly as the service does, and scored at that resolution.
-"""
+"""The metrics ``perception eval`` reports. Detection: COCO mAP@[.5:.95] and mAP@.5 (pycocotools), by
+class and by box size. Segmentation: per-class IoU and mIoU from a confusion matrix. Depth: AbsRel,
+SqRel, RMSE, RMSE-log and δ < 1.25, 1.25², 1.25³ over valid pixels, averaged per image (the Eigen et
+al. protocol)."""
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import io
-import json
-from collections.abc import Callable, Iterable
-from pathlib import Path
 
 import numpy as np
+from pycocotools.coco import COCO
+from pycocotools.cocoeval import COCOeval
 
 from perception.classes import DETECTION_CLASSES, IGNORE_INDEX, SEGMENTATION_CLASSES
 from perception.contract import OUTPUT_DEPTH, OUTPUT_DETECTIONS, OUTPUT_NUM_DETECTIONS, OUTPUT_SEMANTIC
 from perception.data.sample import Sample
-
-Predictor = Callable[[np.ndarray, np.ndarray], dict[str, np.ndarray]]
 
 
 class Evaluator:
@@ -89,9 +82,6 @@ class Evaluator:
         return result
 
     def _coco(self) -> dict:
-        from pycocotools.coco import COCO
-        from pycocotools.cocoeval import COCOeval
-
         gt = COCO()
         gt.dataset = {
             "images": self.gt_images,
@@ -109,23 +99,33 @@ class Evaluator:
             coco.accumulate()
             coco.summarize()
         precision = coco.eval["precision"][0, :, :, :, -1]  # IoU .5, recall, class, area range, 100 dets
-        per_class = {}
-        for i, name in enumerate(DETECTION_CLASSES):
-            p = precision[:, i, 0]
-            per_class[name] = float(p[p > -1].mean()) if (p > -1).any() else None
-        # AP@.5 by COCO's size (area all / small / medium / large): where the gap to the headline lies
-        by_size = {}
-        for a, size in enumerate(("small", "medium", "large"), start=1):
-            p = precision[:, :, a]
-            by_size[f"AP50_{size}"] = float(p[p > -1].mean()) if (p > -1).any() else None
-        # COCO's summary: [3:6] AP of small (< 32² px) / medium / large boxes, [8] AR with 100 detections,
-        # [9] AR of small boxes (distant objects); -1 where the split has no boxes of that size
-        summary = {"AP_small": 3, "AP_medium": 4, "AP_large": 5, "AR100": 8, "AR_small": 9}
-        sized = {key: float(coco.stats[i]) if coco.stats[i] >= 0 else None for key, i in summary.items()}
         return {
-            "mAP": float(coco.stats[0]), "mAP50": float(coco.stats[1]), **sized, **by_size,
-            "per_class_AP50": per_class,
+            "mAP": float(coco.stats[0]), "mAP50": float(coco.stats[1]), **sized_summary(coco.stats),
+            **ap50_by_size(precision), "per_class_AP50": ap50_per_class(precision),
         }  # fmt: skip
+
+
+def _mean_precision(p: np.ndarray) -> float | None:
+    """Mean of COCO precision entries, -1 (no ground truth) left out; None when all are."""
+    return float(p[p > -1].mean()) if (p > -1).any() else None
+
+
+def ap50_per_class(precision: np.ndarray) -> dict[str, float | None]:
+    """AP@.5 of each detection class from COCO's precision at IoU .5 [recall, class, area]."""
+    return {name: _mean_precision(precision[:, i, 0]) for i, name in enumerate(DETECTION_CLASSES)}
+
+
+def ap50_by_size(precision: np.ndarray) -> dict[str, float | None]:
+    """AP@.5 by COCO's size (area all / small / medium / large): where the gap to the headline lies."""
+    return {f"AP50_{size}": _mean_precision(precision[:, :, a])
+            for a, size in enumerate(("small", "medium", "large"), start=1)}  # fmt: skip
+
+
+def sized_summary(stats: np.ndarray) -> dict[str, float | None]:
+    """COCO's summary: [3:6] AP of small (< 32² px) / medium / large boxes, [8] AR with 100 detections,
+    [9] AR of small boxes (distant objects); None where the split has no boxes of that size (-1)."""
+    summary = {"AP_small": 3, "AP_medium": 4, "AP_large": 5, "AR100": 8, "AR_small": 9}
+    return {key: float(stats[i]) if stats[i] >= 0 else None for key, i in summary.items()}
 
 
 DEPTH_METRICS = ("AbsRel", "SqRel", "RMSE", "RMSE_log", "delta1", "delta2", "delta3")
@@ -144,62 +144,6 @@ def depth_errors(gt: np.ndarray, pred: np.ndarray) -> np.ndarray:
     ])  # fmt: skip
 
 
-def onnx_predictor(path: Path) -> tuple[Predictor, int, int]:
-    import onnxruntime as ort
-
-    from perception.contract import ModelMetadata
-    from perception.export.verify import run_onnx
-
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    meta = ModelMetadata.from_props(session.get_modelmeta().custom_metadata_map)
-    return (lambda images, focal: run_onnx(session, images, focal)), meta.input_height, meta.input_width
-
-
-def torch_predictor(path: Path) -> tuple[Predictor, int, int]:
-    from perception.export.reference import load_trained, reference_outputs
-
-    net, config = load_trained(path)
-    return (
-        (lambda images, focal: reference_outputs(net, images, focal)),
-        config.model.input_height,
-        config.model.input_width,
-    )
-
-
-def evaluate(predict: Predictor, samples: Iterable[Sample], batch_size: int = 8) -> dict:
-    """Run ``predict`` over already letterboxed samples and score it."""
-    evaluator = Evaluator()
-    batch: list[Sample] = []
-
-    def flush() -> None:
-        images = np.stack([s.image.transpose(2, 0, 1) for s in batch])
-        focal = np.array([s.camera.fx for s in batch], np.float32)
-        outputs = predict(images, focal)
-        for i, sample in enumerate(batch):
-            evaluator.add(sample, {k: v[i] for k, v in outputs.items()})
-        batch.clear()
-
-    for sample in samples:
-        batch.append(sample)
-        if len(batch) == batch_size:
-            flush()
-    if batch:
-        flush()
-    return evaluator.summary()
-
-
-def held_out_samples(dataset: str, root: Path | None, split: str, count: int, height: int, width: int, seed: int = 0):
-    """The first ``count`` samples of a held-out split, letterboxed to the model input."""
-    from perception.data.registry import open_dataset
-    from perception.data.transforms import Letterbox
-
-    source = open_dataset(dataset, root, split, length=count, size=(height, width), seed=seed)
-    letterbox = Letterbox(height, width)
-    rng = np.random.default_rng(0)
-    for i in range(min(count, len(source))):
-        yield letterbox(source[i], rng)
-
-
 def markdown_table(metrics: dict) -> str:
     lines = ["| task | metric | value |", "| --- | --- | --- |"]
     for task in ("detection", "segmentation", "depth"):
@@ -210,18 +154,3 @@ def markdown_table(metrics: dict) -> str:
             else:
                 lines.append(f"| {task} | {key} | {'—' if value is None else f'{value:.4f}'} |")
     return "\n".join(lines)
-
-
-def eval_command(args: argparse.Namespace) -> int:
-    predictor_of = onnx_predictor if args.model.suffix == ".onnx" else torch_predictor
-    predict, height, width = predictor_of(args.model)
-    samples = held_out_samples(args.dataset, args.root, args.split, args.count, height, width)
-    metrics = evaluate(predict, samples)
-    metrics["data"] = {"dataset": args.dataset, "split": args.split, "resolution": [height, width]}
-    table = markdown_table(metrics)
-    print(table)
-    if args.out:
-        args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "metrics.json").write_text(json.dumps(metrics, indent=2))
-        (args.out / "metrics.md").write_text(table + "\n")
-    return 0
