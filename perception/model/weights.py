@@ -4,6 +4,7 @@ checkpoint. Checkpoints load with ``weights_only=True``: a pickle that runs code
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -52,6 +53,7 @@ def load_trained(path: Path) -> tuple[MultiTaskNet, Config]:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
         config = Config.from_dict(ckpt["config"])
         state = ckpt["ema"]
-    net = MultiTaskNet(config.model)
+    # the trained tensors replace every starting weight: don't read (or need) the pretrained package
+    net = MultiTaskNet(dataclasses.replace(config.model, pretrained=""))
     net.load_state_dict(state)
     return net.eval(), config
