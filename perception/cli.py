@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from perception.config import TRAIN_HELP, add_train_arguments
+from perception.data.registry import DATASET_NAMES
 
 
 def _handler(target: str):
@@ -65,9 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = commands.add_parser("eval", help="evaluate a checkpoint or an exported model on held-out data")
     evaluate.add_argument("model", type=Path, help="checkpoint (.pt / .safetensors), model.onnx or models/<name>/")
-    evaluate.add_argument("--dataset", default="synthetic", help="synthetic, synthdir, cityscapes, kitti, bdd100k")
-    evaluate.add_argument("--root", type=Path, help="data set root (layouts on disk)")
-    evaluate.add_argument("--split", default="test", help="held-out split (synthetic: test seeds never trained on)")
+    evaluate.add_argument("--dataset", default="synthetic", help=", ".join(DATASET_NAMES))
+    evaluate.add_argument("--root", type=Path, help="data set root (default: the real data beside the repository)")
+    evaluate.add_argument("--split", help="held-out split (default: synthetic test, camvid val, kitti/nuscenes train)")
     evaluate.add_argument("--count", type=int, default=500, help="held-out frames")
     evaluate.add_argument("--out", type=Path, help="write metrics JSON and Markdown here")
     evaluate.set_defaults(run=_handler("perception.evaluate.command:eval_command"))

@@ -166,12 +166,17 @@ class TrainConfig:
     seed: int = 0
     log_every: int = 20
     checkpoint_every_s: float = 300.0
+    # held-out evaluation of the EMA weights every this many steps (0: never), on each of eval_sets
+    eval_every: int = 500
+    # e.g. [{dataset = "synthetic", split = "val", count = 32}, {dataset = "camvid", count = 32}]
+    # (perception.evaluate.periodic; split and root default to the data set's); empty: no evaluation
+    eval_sets: list[dict] = field(default_factory=list)
 
 
-# Keys that once existed but nothing read (the trainer never validated periodically; held-out data is
-# scored by `perception eval`). Saved models' configs still carry them and load; a config file that
-# sets one gets a warning.
-RETIRED_KEYS = {"data": {"val_split", "val_length"}, "train": {"eval_every"}}
+# Keys that once existed but nothing read (held-out data is scored by `perception eval` and the
+# trainer's eval_sets). Saved models' configs still carry them and load; a config file that sets one
+# gets a warning. (train.eval_every was one until the trainer learnt to evaluate periodically.)
+RETIRED_KEYS = {"data": {"val_split", "val_length"}}
 
 
 @dataclass

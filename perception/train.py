@@ -29,8 +29,9 @@ from tqdm import tqdm
 
 from perception.config import TRAIN_HELP, Config, add_train_arguments, load_config
 from perception.data.loader import TensorDataset, collate, targets_to
-from perception.data.registry import open_dataset
+from perception.data.mixture import open_training_data
 from perception.data.transforms import training_transform
+from perception.evaluate.periodic import PeriodicEval, parse_eval_sets
 from perception.losses import task_losses
 from perception.machine import hardware
 from perception.model import WEIGHTS, MultiTaskNet, load_weights, save_weights
@@ -55,17 +56,9 @@ def seed_everything(seed: int) -> None:
 
 
 def build_datasets(config: Config) -> TensorDataset:
-    data = config.data
-    source = open_dataset(
-        data.dataset,
-        Path(data.root) if data.root else None,
-        data.train_split,
-        length=data.train_length,
-        size=(config.model.input_height, config.model.input_width),
-        seed=data.seed,
-    )
-    transform = training_transform(config)
-    return TensorDataset(source, transform, seed=config.train.seed)
+    """The training samples: ``data.dataset`` alone, or the mixture of ``data.sources``, through the
+    training transform (every source ends at the model's input size)."""
+    return TensorDataset(open_training_data(config), training_transform(config), seed=config.train.seed)
 
 
 def lr_factor(step: int, warmup: int, total: int) -> float:
@@ -182,7 +175,9 @@ def train(config: Config, out: Path, resume: bool = False, init: Path | None = N
 
     dataset = dataset or build_datasets(config)
     loader = training_loader(dataset, config, rank, world, step)
-    ddp_model = DistributedDataParallel(model) if distributed else model
+    # a rank's share of a batch may carry no label of a task (a mixture's CamVid frames have no boxes): that
+    # head then takes no part in its loss, and DDP must be told to expect unused parameters
+    ddp_model = DistributedDataParallel(model, find_unused_parameters=True) if distributed else model
 
     writer = None
     if main_process:
@@ -211,6 +206,8 @@ def train(config: Config, out: Path, resume: bool = False, init: Path | None = N
     model.train()
     batches = infinite(loader, dataset)
     progress = tqdm(total=tc.steps, initial=step, disable=not main_process, desc="train", dynamic_ncols=True)
+    held_out = PeriodicEval(tc.eval_every, parse_eval_sets(tc.eval_sets), config.model.input_height,
+                            config.model.input_width)  # fmt: skip
     last_save = time.monotonic()
     started = time.monotonic()
     while step < tc.steps:
@@ -229,8 +226,16 @@ def train(config: Config, out: Path, resume: bool = False, init: Path | None = N
         ema.update(model, step=step)
         step += 1
 
-        if main_process and (step % tc.log_every == 0 or step == tc.steps):
+        evaluated: dict[str, float] = {}
+        if main_process and held_out.due(step):  # the EMA weights on a few dozen held-out frames per set
+            eval_started = time.monotonic()
+            evaluated = held_out(ema.module)
+            if evaluated:
+                evaluated["eval/seconds"] = time.monotonic() - eval_started
+                progress.write(f"step {step} held-out: " + ", ".join(f"{k[5:]} {v:.3f}" for k, v in evaluated.items()))
+        if main_process and (step % tc.log_every == 0 or step == tc.steps or evaluated):
             row = {"step": step, "loss": float(total), **{k: v.item() for k, v in losses.items()}}
+            row |= evaluated
             row |= {f"w_{t}": w for t, w in weights.items()}
             row |= {
                 "lr": scheduler.get_last_lr()[0],
@@ -256,10 +261,11 @@ def train(config: Config, out: Path, resume: bool = False, init: Path | None = N
 
 
 def log_row(out: Path, writer, row: dict) -> None:
-    """One logged step: every value but the step to TensorBoard, the row to metrics.csv."""
+    """One logged step: every value but the step to TensorBoard (held-out figures under their own
+    ``eval/<set>/<metric>`` tags), the row to metrics.csv."""
     for key, value in row.items():
         if key != "step":
-            writer.add_scalar(f"train/{key}", value, row["step"])
+            writer.add_scalar(key if key.startswith("eval/") else f"train/{key}", value, row["step"])
     append_metrics(out / "metrics.csv", row)
 
 
@@ -315,10 +321,12 @@ def plot_curves(out: Path) -> None:
     fig, axes = plt.subplots(1, len(keys), figsize=(3 * len(keys), 2.6), squeeze=False)
     steps = [int(r["step"]) for r in rows]
     for ax, key in zip(axes[0], keys, strict=True):
-        ax.plot(steps, [float(r[key]) for r in rows])
+        periodic = key.startswith("eval/")  # logged every eval_every steps only: the other rows are empty
+        logged = [(step, float(r[key])) for step, r in zip(steps, rows, strict=True) if r[key]]
+        ax.plot(*zip(*logged, strict=True), marker="." if periodic else None)
         ax.set_title(key, fontsize=9)
         ax.set_xlabel("step", fontsize=8)
-        if key not in ("lr",):
+        if key not in ("lr",) and not periodic:
             ax.set_yscale("log")
     fig.tight_layout()
     fig.savefig(out / "training_curves.png", dpi=90)

@@ -1,8 +1,12 @@
 """Dynamic batching: frames from concurrent requests are coalesced into single inference runs.
 
-A frame waits at most ``max_delay_s`` for others to join its batch (Triton's "maximum queue
-delay"). A frame whose deadline has passed before its batch runs is answered without running.
-When ``max_queue`` frames are waiting, new frames are refused at once (the caller answers 503).
+A batch takes every frame already waiting, up to ``max_batch``. A frame that arrives with no batch
+running starts at once: nothing would be gained by holding it, the cores are idle. While other batches
+are in flight, a batch that is not full waits at most ``max_delay_s`` for more frames (Triton's
+"maximum queue delay"), and no longer than the others run: once none is running it starts. So
+batching helps under load and costs a lone frame nothing (``wait_when_idle`` makes every batch wait
+out the delay, as Triton does). A frame whose deadline has passed before its batch runs is answered
+without running. When ``max_queue`` frames are waiting, new frames are refused at once (the caller answers 503).
 Each frame carries the engine its request started with; a batch runs per engine, so in-flight
 frames finish on the model they started with even while a new version is rolled out.
 
@@ -67,6 +71,7 @@ class Batcher:
         max_delay_s: float,
         max_queue: int,
         concurrency: int = 2,
+        wait_when_idle: bool = False,
         on_batch: Callable[[int, float], None] | None = None,
         on_expired: Callable[[int], None] | None = None,
         on_failure: Callable[[Exception], None] | None = None,
@@ -75,6 +80,7 @@ class Batcher:
         self.max_delay_s = max_delay_s
         self.max_queue = max_queue
         self.concurrency = concurrency
+        self.wait_when_idle = wait_when_idle
         self._on_batch = on_batch or (lambda size, seconds: None)
         self._on_expired = on_expired or (lambda count: None)
         self._on_failure = on_failure or (lambda exc: None)
@@ -84,12 +90,18 @@ class Batcher:
         self._running: set[asyncio.Task] = set()
         self._batches: dict[int, list[Job]] = {}  # the batches being run, by id
         self._in_hand = 0  # frames taken off the queue and not yet answered
+        self._changed = asyncio.Event()  # set when frames arrive or a batch finishes
         self._last_batch_s = 0.05
 
     @property
     def depth(self) -> int:
         """Frames waiting or running."""
         return self._queue.qsize() + self._in_hand
+
+    @property
+    def in_flight(self) -> int:
+        """Batches being run."""
+        return len(self._batches)
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._loop(), name="batcher")
@@ -134,25 +146,29 @@ class Batcher:
         for image, focal_px in frames:
             futures.append(loop.create_future())
             self._queue.put_nowait(Job(engine, image, focal_px, deadline, futures[-1]))
+        self._changed.set()
         return futures
 
     async def _collect(self) -> list[Job]:
+        """The next batch: the first waiting frame and every one behind it, up to ``max_batch``; while
+        other batches run (or with ``wait_when_idle``), more frames for up to ``max_delay_s``."""
         batch = [await self._queue.get()]
         self._in_hand += 1
-        until = time.monotonic() + self.max_delay_s
+        until = batch[0].enqueued + self.max_delay_s  # a frame that waited for a slot has spent its delay
         try:
             while len(batch) < self.max_batch:
-                if self._queue.empty():
-                    remaining = until - time.monotonic()
-                    if remaining <= 0:
-                        break
-                    try:
-                        batch.append(await asyncio.wait_for(self._queue.get(), remaining))
-                    except TimeoutError:
-                        break
-                else:
+                if not self._queue.empty():
                     batch.append(self._queue.get_nowait())
-                self._in_hand += 1
+                    self._in_hand += 1
+                    continue
+                remaining = until - time.monotonic()
+                if remaining <= 0 or not (self._batches or self.wait_when_idle):
+                    break  # the delay is spent, or nothing else runs: waiting would only idle the cores
+                self._changed.clear()
+                try:
+                    await asyncio.wait_for(self._changed.wait(), remaining)
+                except TimeoutError:
+                    break
         except asyncio.CancelledError:  # stopping: hand the frames back so stop() answers them
             for job in batch:
                 self._queue.put_nowait(job)
@@ -177,6 +193,7 @@ class Batcher:
             del self._batches[id(batch)]
             self._in_hand -= len(batch)
             slots.release()
+            self._changed.set()  # a batch collecting while this one ran may now start
 
     @property
     def _held(self) -> list[Job]:

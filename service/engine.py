@@ -29,6 +29,7 @@ from perception.runtime import session_options
 log = logging.getLogger("service.engine")
 
 PROVIDER_ORDER = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
+VARIANT_KEY = "variant"  # metadata key perception export-variants adds (fp16, int8; absent: fp32)
 PROVIDER_ALIASES = {"tensorrt": PROVIDER_ORDER[0], "cuda": PROVIDER_ORDER[1], "cpu": PROVIDER_ORDER[2]}
 
 
@@ -68,10 +69,13 @@ class Engine:
         self.provider = self.session.get_providers()[0]
         # On a GPU, bind inputs and outputs so ONNX Runtime copies each once, with no staging.
         self.io_binding = self.provider != PROVIDER_ORDER[-1]
+        props = self.session.get_modelmeta().custom_metadata_map
         try:
-            self.metadata = ModelMetadata.from_props(self.session.get_modelmeta().custom_metadata_map)
+            self.metadata = ModelMetadata.from_props(props)
         except ValueError as exc:
             raise ModelError(f"{self.path}: {exc}") from exc
+        self.variant = props.get(VARIANT_KEY, "fp32")  # what the file says it is (export-variants marks it)
+        self.selection = ""  # why this file is served (set by the roll-out that chose it)
         self._check_signature()
         self.runs = 0
         self._lock = threading.Lock()

@@ -27,14 +27,18 @@ class Metrics:
         self.rejected = Counter("perception_frames_rejected", "Frames not run, by reason", ["reason"], registry=r)
         self.inference_runs = Counter("perception_inference_runs", "InferenceSession.run calls", registry=r)
         self.inference_failures = Counter("perception_inference_failures", "Inference runs that raised", registry=r)
-        self.model_info = Gauge("perception_model_info", "The model being served (value 1)", ["name", "version"],
-                                registry=r)  # fmt: skip
+        self.model_info = Gauge(
+            "perception_model_info",
+            "The model being served (value 1): its precision variant, its file and why that file",
+            ["name", "version", "variant", "path", "reason"],  # each sorts after name: it stays the first label
+            registry=r,
+        )
         self.rollouts = Counter(
             "perception_model_rollouts", "Model roll-out attempts by result", ["result"], registry=r
         )
         for reason in ("queue_full", "deadline"):
             self.rejected.labels(reason)
 
-    def serving(self, name: str, version: str) -> None:
+    def serving(self, name: str, version: str, variant: str, path: str, reason: str) -> None:
         self.model_info.clear()
-        self.model_info.labels(name, version).set(1)
+        self.model_info.labels(name, version, variant, path, reason).set(1)

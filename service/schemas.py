@@ -90,8 +90,17 @@ class Problem(BaseModel):
 class ModelInfo(BaseModel):
     name: str
     version: str
-    checksum: str = Field(description="SHA-256 of model.onnx")
+    checksum: str = Field(description="SHA-256 of the file served")
     provider: str = Field(description="ONNX Runtime execution provider in use")
+    path: str = Field(
+        description="the file served, relative to the model folder (e.g. 11/int8/model.onnx, as POST /v1/models/load "
+        "takes it)"
+    )
+    variant: str = Field(description="its precision: fp32, fp16 or int8")
+    variant_reason: str = Field(
+        description="why this file: e.g. 'int8: CPU provider, deltas within tolerance (…)' or "
+        "'fp32: int8 mAP50 drop 0.03 > 0.01'"
+    )
     input_height: int
     input_width: int
     detection_classes: list[str]

@@ -12,6 +12,7 @@ from service.batcher import Batcher
 from service.engine import Engine
 from service.metrics import Metrics
 from service.pipeline import Pipeline
+from service.policy import batch_policy
 from service.problems import ProblemError
 from service.rollout import ModelManager
 from service.security import Keys
@@ -53,12 +54,15 @@ class State:
 async def start(state: State) -> None:
     """Load, check and warm the model (raises if it cannot serve), then start batching."""
     settings, m = state.settings, state.metrics
-    await state.models.load(None)
+    engine = await state.models.load(None)
+    policy, described = batch_policy(engine.provider, settings)
+    log.info("batching on %s: %s", engine.provider, described)
     state.batcher = Batcher(
-        settings.max_batch,
-        settings.max_queue_delay_ms / 1000,
+        policy.max_batch,
+        policy.max_queue_delay_ms / 1000,
         settings.max_queue,
-        settings.concurrent_batches,
+        policy.concurrent_batches,
+        settings.wait_when_idle,
         on_batch=lambda size, seconds: (m.inference_runs.inc(), m.batch_size.observe(size)),
         on_expired=lambda n: m.rejected.labels("deadline").inc(n),
         on_failure=lambda exc: (m.inference_runs.inc(), m.inference_failures.inc()),

@@ -84,3 +84,116 @@ def test_stop_answers_every_frame_it_holds():
     for outcome in outcomes:
         assert isinstance(outcome, InferenceFailed) or int(outcome.outputs["first_pixel"]) in range(7)
     assert any(isinstance(o, InferenceFailed) for o in outcomes)
+
+
+class GatedEngine:
+    """Records the frames of every run; each run starts (``started``), then waits for a permit the test
+    gives (``release``), so the test decides when runs end and never waits on a clock."""
+
+    def __init__(self):
+        self.batches: list[list[int]] = []
+        self.started = threading.Semaphore(0)
+        self.release = threading.Semaphore(0)
+
+    def run(self, images: np.ndarray, focal_px: np.ndarray) -> Outputs:
+        self.batches.append([int(v) for v in images[:, 0, 0, 0]])
+        self.started.release()
+        assert self.release.acquire(timeout=10), "the test never released this run"
+        return Outputs({"first_pixel": images[:, 0, 0, 0].copy()})
+
+
+async def run_started(engine: GatedEngine) -> bool:
+    """True once a run has started (False if none did within 5 s, half the 10 s queue delay used here)."""
+    return await asyncio.to_thread(engine.started.acquire, True, 5)
+
+
+async def settle() -> None:
+    """Let the batcher's loop take whatever it can take now."""
+    for _ in range(20):
+        await asyncio.sleep(0)
+
+
+def test_a_lone_frame_starts_at_once_whatever_the_queue_delay():
+    async def scenario():
+        engine = GatedEngine()
+        batcher = Batcher(max_batch=8, max_delay_s=10.0, max_queue=64, concurrency=2)
+        batcher.start()
+        (future,) = batcher.submit_many(engine, [frame(7)], None)
+        started = await run_started(engine)  # a 10 s delay cannot have elapsed by then
+        engine.release.release()
+        result = await future
+        await batcher.stop()
+        return started, engine.batches, result
+
+    started, batches, result = asyncio.run(scenario())
+    assert started and batches == [[7]]
+    assert result.batch_size == 1 and int(result.outputs["first_pixel"]) == 7
+
+
+def test_frames_that_arrive_while_a_run_is_in_flight_join_one_batch():
+    async def scenario():
+        engine = GatedEngine()
+        batcher = Batcher(max_batch=3, max_delay_s=10.0, max_queue=64, concurrency=2)
+        batcher.start()
+        first = batcher.submit_many(engine, [frame(1)], None)
+        assert await run_started(engine)
+        later = []
+        for value in (2, 3, 4):  # three requests, one after another, while the first run is held
+            later += batcher.submit_many(engine, [frame(value)], None)
+            await settle()
+        assert await run_started(engine)  # the batch filled: it went without waiting out the delay
+        for _ in range(2):
+            engine.release.release()
+        results = await asyncio.gather(*first, *later)
+        await batcher.stop()
+        return engine.batches, results
+
+    batches, results = asyncio.run(scenario())
+    assert batches == [[1], [2, 3, 4]]
+    assert [int(r.outputs["first_pixel"]) for r in results] == [1, 2, 3, 4]
+    assert [r.batch_size for r in results] == [1, 3, 3, 3]
+
+
+def test_a_waiting_batch_starts_when_the_runs_in_flight_end_not_after_the_delay():
+    async def scenario():
+        engine = GatedEngine()
+        batcher = Batcher(max_batch=8, max_delay_s=10.0, max_queue=64, concurrency=2)
+        batcher.start()
+        (first,) = batcher.submit_many(engine, [frame(1)], None)
+        assert await run_started(engine)
+        (second,) = batcher.submit_many(engine, [frame(2)], None)
+        await settle()
+        held = batcher.in_flight, list(engine.batches)  # the second frame waits for company while one runs
+        engine.release.release()
+        await first
+        assert await run_started(engine)  # nothing runs any more: it starts, long before its 10 s
+        engine.release.release()
+        await second
+        await batcher.stop()
+        return held, engine.batches
+
+    held, batches = asyncio.run(scenario())
+    assert held == (1, [[1]])
+    assert batches == [[1], [2]]
+
+
+def test_wait_when_idle_holds_a_lone_frame_for_company():
+    """The opt-in old behaviour: every batch waits out the delay (or fills), even with nothing running."""
+
+    async def scenario():
+        engine = GatedEngine()
+        batcher = Batcher(max_batch=2, max_delay_s=10.0, max_queue=64, concurrency=2, wait_when_idle=True)
+        batcher.start()
+        futures = batcher.submit_many(engine, [frame(1)], None)
+        await settle()
+        held = batcher.in_flight, batcher.depth
+        futures += batcher.submit_many(engine, [frame(2)], None)
+        assert await run_started(engine)
+        engine.release.release()
+        results = await asyncio.gather(*futures)
+        await batcher.stop()
+        return held, engine.batches, results
+
+    held, batches, results = asyncio.run(scenario())
+    assert held == (0, 1)  # not run, still waiting
+    assert batches == [[1, 2]] and [r.batch_size for r in results] == [2, 2]

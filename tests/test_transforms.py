@@ -16,6 +16,8 @@ from perception.data.transforms import (
     RandomHorizontalFlip,
     RandomScaleJitter,
     eval_transform,
+    is_sparse_depth,
+    resize_depth,
     resize_nearest,
     training_transform,
 )
@@ -234,3 +236,86 @@ def test_training_transform_follows_the_config():
     config.data.flip, config.data.photometric, config.data.scale_jitter = False, False, [1.0, 1.0]
     assert [type(t) for t in training_transform(config).transforms] == [Letterbox]
     assert eval_transform(config)(scene(), np.random.default_rng(0)).size == (72, 128)
+
+
+# --- sparse depth (LiDAR) ----------------------------------------------------------------------------------
+def sparse_points(h: int, w: int, count: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``count`` distinct pixels (rows, cols) of an h x w map and a distinct depth for each."""
+    rng = np.random.default_rng(seed)
+    flat = rng.choice(h * w, count, replace=False)
+    return flat // w, flat % w, rng.uniform(2.0, 80.0, count).astype(np.float32)
+
+
+def test_sparse_depth_is_scattered_with_the_nearest_return_kept():
+    depth = np.zeros((6, 8), np.float32)
+    depth[0, 0], depth[1, 1] = 30.0, 20.0  # both land on output pixel (0, 0): the nearer (20 m) wins
+    depth[4, 5] = 7.0  # → (2, 2)
+    down = resize_depth(depth, 4, 3)
+    assert {(int(r), int(c)): float(down[r, c]) for r, c in zip(*np.nonzero(down), strict=True)} == {
+        (0, 0): 20.0,
+        (2, 2): 7.0,
+    }
+    assert (resize_nearest(depth, 4, 3) > 0).sum() == 1  # sampling keeps one of the three by luck
+    up = resize_depth(depth, 16, 12)  # each return on the one pixel its centre maps to: none copied
+    assert {(int(r), int(c)): float(up[r, c]) for r, c in zip(*np.nonzero(up), strict=True)} == {
+        (1, 1): 30.0,
+        (3, 3): 20.0,
+        (9, 11): 7.0,
+    }
+
+
+def test_dense_depth_is_still_sampled_nearest():
+    depth = scene().depth
+    assert not is_sparse_depth(depth)
+    for size in ((30, 40), (120, 160)):
+        assert np.array_equal(resize_depth(depth, size[1], size[0]), resize_nearest(depth, size[1], size[0]))
+
+
+def test_letterbox_keeps_lidar_returns_of_a_kitti_sized_frame():
+    h, w = 375, 1242
+    rows, cols, values = sparse_points(h, w, 18_600)  # KITTI's 4 % of pixels
+    depth = np.zeros((h, w), np.float32)
+    depth[rows, cols] = values
+    assert is_sparse_depth(depth)
+    sample = Sample(np.zeros((h, w, 3), np.uint8), Camera(721.5, 721.5, 609.6, 172.9), depth=depth)
+    out = Letterbox(384, 640)(sample)
+    kept = (out.depth > 0).sum()
+    geometry = LetterboxGeometry.fit(w, h, 640, 384)
+    sampled = (resize_nearest(depth, geometry.new_w, geometry.new_h) > 0).sum()
+    assert kept > 0.9 * len(values) and sampled < 0.35 * len(values)  # nearest sampling keeps about 27 %
+    # merged returns keep the nearest: every output value is the minimum of the returns mapped there
+    s = geometry.new_w / w
+    out_r = ((rows + 0.5) * (geometry.new_h / h)).astype(int) + geometry.pad_y
+    out_c = ((cols + 0.5) * s).astype(int) + geometry.pad_x
+    nearest = np.full(out.depth.shape, np.inf, np.float32)
+    np.minimum.at(nearest, (out_r, out_c), values)
+    assert np.array_equal(out.depth, np.where(np.isinf(nearest), 0, nearest))
+
+
+@pytest.mark.parametrize("transform", [Letterbox(384, 640), Letterbox(96, 160), RandomScaleJitter(1.3, 1.6)])
+def test_scattered_returns_sit_where_the_new_camera_projects_their_points(transform):
+    """LiDAR-like points projected into a 375 x 1242 frame, transformed: each point's depth is found
+    within a pixel of where the transformed camera projects the point."""
+    from perception.data.lidar import project_to_depth
+
+    h, w = 375, 1242
+    camera = Camera(721.5, 721.5, 609.6, 172.9)
+    rng = np.random.default_rng(0)
+    z = rng.uniform(5, 60, 150)
+    points = np.stack([rng.uniform(-0.8, 0.8, 150) * z, rng.uniform(-0.2, 0.2, 150) * z, z], 1)
+    k = np.array([[camera.fx, 0, camera.cx], [0, camera.fy, camera.cy], [0, 0, 1]])
+    depth = project_to_depth(points, np.eye(4), k, (h, w))
+    out = transform(Sample(np.zeros((h, w, 3), np.uint8), camera, depth=depth), np.random.default_rng(1))
+    c = out.camera
+    found = exact = 0
+    for x, y, zz in points:
+        u, v = c.fx * x / zz + c.cx, c.fy * y / zz + c.cy
+        col, row = int(np.floor(u + 0.5)), int(np.floor(v + 0.5))
+        if not (1 <= row < out.size[0] - 1 and 1 <= col < out.size[1] - 1):
+            continue
+        window = out.depth[row - 1 : row + 2, col - 1 : col + 2]
+        returns = window[window > 0]
+        assert returns.size and returns.min() <= zz * (1 + 1e-5)  # its return, or a nearer one merged with it
+        exact += bool(np.isclose(returns, zz, rtol=1e-5).any())
+        found += 1
+    assert found > 50 and exact >= 0.9 * found

@@ -1,7 +1,8 @@
 """Servers in subprocesses and a load generator in its own process (asyncio + aiohttp), bounded by a
-request count and a time limit. Latencies are measured per request, client side. aiohttp, not httpx:
-the load generator shares the server's cores, and httpx's pure-Python HTTP parser spent 4.4 ms of CPU
-reading each 630 KB answer against aiohttp's 0.34 ms (same loopback server, 400 requests)."""
+request count and a time limit, each optionally pinned to a set of cores. Latencies are measured per
+request, client side. aiohttp, not httpx: unpinned, the load generator shares the server's cores, and
+httpx's pure-Python HTTP parser spent 4.4 ms of CPU reading each 630 KB answer against aiohttp's
+0.34 ms (same loopback server, 400 requests)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,8 @@ from pathlib import Path
 
 import aiohttp
 import httpx
+
+from perception.bench.pinning import pin_process, process_cores
 
 BOUNDARY = "perception-bench-boundary"
 # Every output's key and each frame's stage timings, found in one pass over the answer: the load
@@ -43,13 +46,17 @@ class Server:
     process: subprocess.Popen
     url: str
     log: Path
+    cores: tuple[int, ...] | None = None  # where every thread of it may run, when pinned (read back)
 
 
 def start_server(command: list[str], env: dict[str, str], port: int, log: Path, ready_path: str,
-                 timeout_s: float = 120.0) -> Server:  # fmt: skip
-    """``command`` in a subprocess (output to ``log``); returns once ``ready_path`` answers 200."""
+                 timeout_s: float = 120.0, cores: tuple[int, ...] | None = None) -> Server:  # fmt: skip
+    """``command`` in a subprocess (output to ``log``), on ``cores`` when given; returns once
+    ``ready_path`` answers 200."""
     handle = log.open("w")
     process = subprocess.Popen(command, env={**os.environ, **env}, stdout=handle, stderr=subprocess.STDOUT)
+    if cores:  # at once, before the interpreter starts threads (they inherit it) ...
+        pin_process(process.pid, cores)
     url = f"http://127.0.0.1:{port}"
     end = time.monotonic() + timeout_s
     while time.monotonic() < end:
@@ -57,7 +64,9 @@ def start_server(command: list[str], env: dict[str, str], port: int, log: Path, 
             raise RuntimeError(f"{command[:3]} exited with {process.returncode}: {log.read_text()[-3000:]}")
         try:
             if httpx.get(url + ready_path, timeout=1).status_code == 200:
-                return Server(process, url, log)
+                if cores:  # ... and again over every thread, should one have been quicker
+                    pin_process(process.pid, cores)
+                return Server(process, url, log, process_cores(process.pid) if cores else None)
         except httpx.HTTPError:
             pass
         time.sleep(0.2)
@@ -65,11 +74,18 @@ def start_server(command: list[str], env: dict[str, str], port: int, log: Path, 
     raise RuntimeError(f"{command[:3]} not ready in {timeout_s} s: {log.read_text()[-3000:]}")
 
 
-def start_service(model: Path, log: Path, env: dict[str, str]) -> Server:
-    """``python -m service`` serving ``model`` on a free loopback port."""
+def start_service(model: Path, log: Path, env: dict[str, str], cores: tuple[int, ...] | None = None) -> Server:
+    """``python -m service`` serving ``model`` on a free loopback port (on ``cores`` when given)."""
     port = free_port()
     env = {"PERCEPTION_MODEL": str(model), "PERCEPTION_HOST": "127.0.0.1", "PERCEPTION_PORT": str(port), **env}
-    return start_server([sys.executable, "-m", "service"], env, port, log, "/readyz")
+    return start_server([sys.executable, "-m", "service"], env, port, log, "/readyz", cores=cores)
+
+
+def start_plain(script: Path, model: Path, log: Path, threads: int) -> Server:
+    """The plain FastAPI + ONNX Runtime baseline (``benchmarks/plain_ort_server.py``) on a free port."""
+    port = free_port()
+    command = [sys.executable, str(script), str(model), "--port", str(port), "--threads", str(threads)]
+    return start_server(command, {}, port, log, "/healthz")
 
 
 def start_eager(script: Path, model_dir: Path, log: Path, threads: int) -> Server:
@@ -233,15 +249,23 @@ def run_load(spec: LoadSpec) -> dict:
     return asyncio.run(_drive(spec))
 
 
+def load_generator_cores() -> list[int]:
+    """The cores the load generator's process may run on."""
+    return sorted(os.sched_getaffinity(0))
+
+
 class LoadGenerator:
     """Runs load levels in one separate process, so the client never shares a GIL with the
-    benchmark's own work (it still shares the machine's cores with the server)."""
+    benchmark's own work; on ``cores`` when given (unpinned, it shares the machine's cores with the
+    server). Each result says where it ran (``load_generator_cores``)."""
 
-    def __init__(self):
-        self.pool = ProcessPoolExecutor(1, mp_context=get_context("spawn"))
+    def __init__(self, cores: tuple[int, ...] | None = None):
+        pin = (os.sched_setaffinity, (0, set(cores))) if cores else (None, ())
+        self.pool = ProcessPoolExecutor(1, mp_context=get_context("spawn"), initializer=pin[0], initargs=pin[1])
 
     def run(self, spec: LoadSpec) -> dict:
-        return self.pool.submit(run_load, spec).result()
+        result = self.pool.submit(run_load, spec).result()
+        return result | {"load_generator_cores": self.pool.submit(load_generator_cores).result()}
 
     def close(self) -> None:
         self.pool.shutdown()

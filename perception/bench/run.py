@@ -1,12 +1,14 @@
 """``perception bench`` / ``benchmarks/run.py``: model-only, multi-task vs single-task, the service end
-to end, and a PyTorch-eager server, measured on this machine; JSON, Markdown and a PNG plot.
+to end (cores shared with the load generator, and pinned apart from it), a plain FastAPI + ONNX
+Runtime server and a PyTorch-eager one, measured on this machine; JSON, Markdown and a PNG plot.
 
-    .venv/bin/perception bench --random-init --out benchmarks/results        # ~6 minutes on 2 cores
-    .venv/bin/perception bench --model models/drivenet --quick                # ~2 minutes, newest version
+    .venv/bin/perception bench --random-init --out benchmarks/results        # ~8 minutes on 2 cores
+    .venv/bin/perception bench --model models/drivenet --quick                # ~3 minutes, newest version
 
-Ratios are measured side by side in one process with interleaved repeats (medians), so a busy
-neighbour slows both sides alike; absolute figures on a shared machine are noisy, and the load
-average at the start is recorded with them.
+The service runs in its own default configuration (``service.settings``) unless ``--max-batch`` and
+the like override it. Ratios are measured side by side in one process with interleaved repeats
+(medians), so a busy neighbour slows both sides alike; absolute figures on a shared machine are
+noisy, and the load average at the start is recorded with them.
 """
 
 from __future__ import annotations
@@ -19,51 +21,34 @@ import platform
 import subprocess
 import tempfile
 import time
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
 
-from perception import timing
-from perception.bench.load import LoadGenerator, LoadSpec, Server, start_eager, start_service, stop_server
+from perception.bench.arguments import SECTIONS, parse_bench_arguments
+from perception.bench.endtoend import eager_section, frame_work_cpu, plain_section, say, service_section
+from perception.bench.load import LoadGenerator
+from perception.bench.pinning import PinError, PinPlan, allowed_cores, cpu_list, pin_plan
+from perception.bench.plan import PLANS, Plan
 from perception.bench.report import evaluate_targets, write_markdown, write_plot
-from perception.contract import MODEL_FILE, ModelMetadata, resolve_model_path
+from perception.bench.service_config import ServiceConfig, service_config
+from perception.contract import MODEL_FILE, ModelError, ModelMetadata, resolve_model_path
 from perception.export.single_task import export_random_init, multi_vs_single_task
 from perception.export.variants import make_int8
 from perception.machine import hardware
-from perception.timing import FRAMES_DIR, in_flight_throughput, letterboxed_frames, throughput_and_in_flight
-from service.batcher import Result
-from service.engine import Engine
-from service.pipeline import FrameInput, Options, finish, prepare
+from perception.timing import FRAMES_DIR, letterboxed_frames, throughput_and_in_flight
+from service.variants import choose
 
 REPO = Path(__file__).resolve().parents[2]
 EAGER_SCRIPT = REPO / "benchmarks" / "eager_server.py"
-SECTIONS = ("model", "tasks", "service", "eager")
+PLAIN_SCRIPT = REPO / "benchmarks" / "plain_ort_server.py"
 
 
-@dataclass
-class Plan:
-    """How much to measure: the full run, ``--quick`` and ``--tiny`` (the smoke test's)."""
-
-    batch_sizes: tuple[int, ...] = (1, 2, 4, 8)
-    repeats: int = timing.REPEATS
-    min_seconds: float = timing.MIN_SECONDS  # per timing loop
-    concurrency: tuple[int, ...] = (1, 2, 4, 8, 16)
-    multi_concurrency: tuple[int, ...] = (1, 2, 4)
-    eager_concurrency: tuple[int, ...] = (1, 2, 4, 8, 16)
-    level_seconds: float = 10.0
-    level_requests: int = 2000
-    calibration_frames: int = 32
-
-
-PLANS = {
-    "full": Plan(),
-    "quick": Plan(repeats=3, min_seconds=0.25, concurrency=(1, 4, 16), multi_concurrency=(2,),
-                  eager_concurrency=(1, 4, 16), level_seconds=5.0, calibration_frames=16),
-    "tiny": Plan(batch_sizes=(1, 2), repeats=1, min_seconds=0.02, concurrency=(1, 2), multi_concurrency=(1,),
-                 eager_concurrency=(1, 2), level_seconds=1.0, level_requests=6, calibration_frames=2),
-}  # fmt: skip
+def main(argv: list[str]) -> int:
+    """``perception bench ARGS`` (what ``benchmarks/run.py`` runs)."""
+    return bench_command(parse_bench_arguments(argv))
 
 
 def bench_command(args: argparse.Namespace) -> int:
@@ -71,11 +56,13 @@ def bench_command(args: argparse.Namespace) -> int:
     sections = [s.strip() for s in args.sections.split(",") if s.strip()]
     if unknown := set(sections) - set(SECTIONS):
         raise SystemExit(f"unknown sections {sorted(unknown)}; choose from {', '.join(SECTIONS)}")
-    if not args.model and not args.random_init:
-        raise SystemExit("give --model DIR or --random-init")
+    try:
+        pin = pin_plan(getattr(args, "pin", "auto"), allowed_cores())
+    except PinError as exc:
+        raise SystemExit(str(exc)) from None
     args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="perception-bench-") as tmp:
-        report = run(args, plan, sections, Path(tmp))
+        report = run(args, plan, sections, pin, Path(tmp))
     json_path, md_path, png_path = (args.out / f"{args.name}.{ext}" for ext in ("json", "md", "png"))
     json_path.write_text(json.dumps(report, indent=2) + "\n")
     markdown = write_markdown(report, md_path, png_path.name)
@@ -85,18 +72,27 @@ def bench_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def say(message: str) -> None:
-    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
+def pinning_note(spec: str, pin: PinPlan | None) -> str:
+    if pin:
+        return f"pinned run: {pin.describe()}, {len(pin.server)} intra-op thread(s) (--pin {spec})"
+    if spec.strip().lower() == "off":
+        return "pinned run skipped (--pin off): only the shared-cores figure is reported"
+    cores = allowed_cores()
+    return (
+        f"pinned run skipped: this process may run on {len(cores)} core(s) ({cpu_list(cores)}), too few to "
+        "give the load generator one the server does not use; only the shared-cores figure is reported"
+    )
 
 
-def run(args: argparse.Namespace, plan: Plan, sections: list[str], tmp: Path) -> dict:
+def run(args: argparse.Namespace, plan: Plan, sections: list[str], pin: PinPlan | None, tmp: Path) -> dict:
     started = time.time()
-    threads = args.threads or os.cpu_count() or 1
+    config = service_config(args)
+    threads = config.threads
     notes: list[str] = []
     report: dict = {"machine": machine(), "settings": {}, "notes": notes, "sections": sections}
     say(f"{report['machine']['cpu']}, load average {report['machine']['load_average_start']}")
 
-    model_dir = model_folder(args, tmp, notes)
+    model_dir = model_folder(args, config, tmp, notes)
     paths = {"fp32": model_dir / MODEL_FILE}
     session = ort.InferenceSession(str(paths["fp32"]), providers=["CPUExecutionProvider"])
     meta = ModelMetadata.from_props(session.get_modelmeta().custom_metadata_map)
@@ -109,50 +105,103 @@ def run(args: argparse.Namespace, plan: Plan, sections: list[str], tmp: Path) ->
     if not gpu:
         notes.append("FP16 and TensorRT skipped: no GPU on this machine (FP16 on a CPU runs through casts)")
     paths |= precision_variants(args.variant, model_dir, gpu, plan, tmp)
-    served = args.variant if args.variant != "auto" else "int8" if "int8" in paths else "fp32"
-    report["settings"] = {"threads": threads, "max_batch": args.max_batch, "gpu": gpu, "served_variant": served,
-                          "concurrent_batches": args.concurrent_batches,
-                          "max_queue_delay_ms": args.max_queue_delay_ms, "plan": plan.__dict__}  # fmt: skip
+    served, why = served_variant(args.variant, model_dir, paths, config)
+    notes.append(f"served: {served} ({why}); the service's batch policy: {config.policy}")
+    pin_spec = getattr(args, "pin", "auto")
+    pinning = {"spec": pin_spec, "note": pinning_note(pin_spec, pin)}
+    if pin:
+        pinning |= {"server": list(pin.server), "load_generator": list(pin.load)}
+    report["settings"] = {"threads": threads, "max_batch": config.max_batch, "gpu": gpu, "served_variant": served,
+                          "concurrent_batches": config.concurrent_batches,
+                          "max_queue_delay_ms": config.max_queue_delay_ms, "sources": config.sources,
+                          "provider": config.provider, "policy": config.policy, "variant_reason": why,
+                          "pin": pinning, "plan": plan.__dict__}  # fmt: skip
 
     notes.append("in-process sessions use the service's ONNX Runtime options (perception/runtime.py), spinning off")
+    if "service" in sections:
+        notes.append(pinning["note"])
+    if "plain" in sections:
+        notes.append(f"plain ORT baseline (benchmarks/plain_ort_server.py): the served file, {threads} intra-op "
+                     "threads, one run per request in FastAPI's thread pool, full-resolution decode")  # fmt: skip
     if "eager" in sections:
         notes.append(f"eager baseline: torch intra-op threads {args.eager_threads or 'default'} (on this shared "
                      "machine torch's default of one OpenMP thread per core ran about 10× slower)")  # fmt: skip
     frames = letterboxed_frames(meta.input_height, meta.input_width)
+    focal = meta.canonical_focal_px
     if "model" in sections:
         say(f"model only: {', '.join(paths)} at batch {plan.batch_sizes}")
-        report["model_only"] = model_only(paths, frames, meta.canonical_focal_px, plan, threads,
-                                          args.concurrent_batches)  # fmt: skip
+        report["model_only"] = model_only(paths, frames, focal, plan, threads, config.concurrent_batches)
     if "tasks" in sections:
         say("multi-task vs three single-task networks")
-        report["tasks"] = tasks_section(model_dir, paths["fp32"], frames, meta.canonical_focal_px, plan, threads, tmp)
+        report["tasks"] = tasks_section(model_dir, paths["fp32"], frames, focal, plan, threads, tmp)
     images = [p.read_bytes() for p in sorted(FRAMES_DIR.glob("*.jpg"))]
-    generator = LoadGenerator() if {"service", "eager"} & set(sections) else None
-    try:
+    with contextlib.ExitStack() as stack:
+        generator = (
+            stack.enter_context(closing(LoadGenerator())) if {"service", "plain", "eager"} & {*sections} else None
+        )
         if "service" in sections:
-            report["service"] = service_section(args, plan, paths[served], frames, meta.canonical_focal_px,
-                                                threads, images, generator, tmp)  # fmt: skip
+            report["service"] = service_section(paths[served], frames, focal, config, plan, images,
+                                                args.multi_frames, generator, tmp / "service.log")  # fmt: skip
+            say("the service's decode and encode, each timed alone")
+            report["service"]["frame_work_cpu_ms"] = frame_work_cpu(paths[served], images, plan.repeats)
+            if pin:
+                pinned_generator = stack.enter_context(closing(LoadGenerator(pin.load)))
+                report["service_pinned"] = service_section(paths[served], frames, focal, config, plan, images,
+                                                           args.multi_frames, pinned_generator,
+                                                           tmp / "service-pinned.log", pin)  # fmt: skip
+        if "plain" in sections:
+            say("plain FastAPI + ONNX Runtime baseline")
+            report["plain"] = plain_section(PLAIN_SCRIPT, paths[served], threads, plan, images, generator,
+                                            tmp / "plain.log")  # fmt: skip
         if "eager" in sections:
             if (model_dir / "model.safetensors").is_file() and EAGER_SCRIPT.is_file():
                 say("PyTorch-eager baseline")
-                report["eager"] = eager_section(model_dir, plan, args.eager_threads, images, generator, tmp)
+                report["eager"] = eager_section(EAGER_SCRIPT, model_dir, args.eager_threads, plan, images, generator,
+                                                tmp / "eager.log")  # fmt: skip
             else:
                 notes.append("eager baseline skipped: needs model.safetensors beside the model and benchmarks/")
-    finally:
-        if generator:
-            generator.close()
     report["targets"] = evaluate_targets(report)
     report["machine"]["load_average_end"] = list(os.getloadavg())
     report["seconds"] = round(time.time() - started, 1)
     return report
 
 
-def model_folder(args: argparse.Namespace, tmp: Path, notes: list[str]) -> Path:
+@contextlib.contextmanager
+def closing(generator: LoadGenerator) -> Iterator[LoadGenerator]:
+    """The load generator's process, shut down on the way out."""
+    try:
+        yield generator
+    finally:
+        generator.close()
+
+
+def served_variant(flag: str, model_dir: Path, paths: dict[str, Path], config: ServiceConfig) -> tuple[str, str]:
+    """The variant the service runs and why: ``--variant`` when it names one, else the one the service
+    itself would serve from this folder on its provider (added to ``paths`` when not measured yet)."""
+    if flag != "auto":
+        if flag not in paths:
+            raise SystemExit(f"--variant {flag}: {model_dir} has no {flag} variant to serve")
+        return flag, f"--variant {flag}"
+    try:
+        choice = choose(model_dir, config.provider, config.settings.variant, config.settings.tolerance)
+    except ModelError as exc:
+        raise SystemExit(f"the service would not serve {model_dir}: {exc}") from None
+    variant = choice.variant or "fp32"
+    paths.setdefault(variant, choice.path)
+    return variant, f"the service's own choice: {choice.reason}"
+
+
+def model_folder(args: argparse.Namespace, config: ServiceConfig, tmp: Path, notes: list[str]) -> Path:
     """The version folder measured: ``--model`` (a model.onnx, a version folder, or a model folder
-    whose newest version is taken, as the service does), or the default architecture exported from
-    random weights with ``--random-init``."""
+    whose newest version is taken, as the service does), the default architecture exported from
+    random weights with ``--random-init``, or else the model the service serves by default."""
     if not args.random_init:
-        return resolve_model_path(args.model).parent
+        if not args.model:
+            notes.append(f"model: the service's default, {config.settings.model}")
+        try:
+            return resolve_model_path(Path(args.model or config.settings.model)).parent
+        except ModelError as exc:
+            raise SystemExit(f"no model to measure: {exc}") from None
     say("exporting the default architecture from random weights")
     notes.append("model: the default architecture exported from random-init weights (same cost as trained)")
     return export_random_init(tmp / "random-init")
@@ -221,90 +270,3 @@ def tasks_section(model_dir: Path, multi: Path, frames: np.ndarray, focal: float
                   tmp: Path) -> dict:  # fmt: skip
     """One multi-task pass against the three single-task networks (all FP32, batch 1)."""
     return multi_vs_single_task(model_dir, multi, frames, focal, threads, tmp, plan.repeats, plan.min_seconds)
-
-
-def raw_throughput(path: Path, frames: np.ndarray, focal: float, batch: int, concurrency: int, plan: Plan,
-                   threads: int) -> dict[str, float]:  # fmt: skip
-    """In-process {frames_per_s, cpu_ms_per_frame} under the service's batch policy."""
-    rates = in_flight_throughput({"raw": path}, frames, focal, (batch,), concurrency, plan.repeats,
-                                 plan.min_seconds, threads)  # fmt: skip
-    return rates[str(batch)]["raw"]
-
-
-def frame_work_cpu(model: Path, images: list[bytes], repeats: int) -> dict[str, float]:
-    """CPU ms per frame of the service's own work around inference, each step timed alone in this
-    process on the benchmark's JPEGs: decode + letterbox, and mapping back + encoding every output."""
-    engine = Engine(model, intra_op_threads=1)
-    inputs = [FrameInput(data) for data in images]
-    prepared = [prepare(frame, engine, 10**9) for frame in inputs]
-    results = [Result(engine.run(p.pixels[None], np.array([p.focal_px], np.float32)).frame(0), engine, 0.0, 0.0, 1)
-               for p in prepared]  # fmt: skip
-    cpu = {"decode_letterbox": 0.0, "map_encode": 0.0}
-    for _ in range(repeats):
-        for frame, prep, result in zip(inputs, prepared, results, strict=True):
-            started = time.process_time()
-            prepare(frame, engine, 10**9)
-            middle = time.process_time()
-            finish(frame, 0, prep, result, Options())
-            cpu["decode_letterbox"] += middle - started
-            cpu["map_encode"] += time.process_time() - middle
-    return {k: round(1000 * v / (repeats * len(images)), 2) for k, v in cpu.items()}
-
-
-def load_levels(generator: LoadGenerator, server: Server, images: list[bytes], frames_per_request: int,
-                levels: tuple[int, ...], plan: Plan, label: str) -> list[dict]:  # fmt: skip
-    rows = []
-    for concurrency in levels:
-        spec = LoadSpec(server.url, images, frames_per_request, concurrency, plan.level_requests, plan.level_seconds,
-                        min(concurrency, plan.level_requests), server.process.pid)  # fmt: skip
-        rows.append(generator.run(spec))
-        r = rows[-1]
-        say(f"{label} ×{frames_per_request} c={concurrency}: {r['frames_per_s']} frames/s, p50 {r['p50_ms']} ms, "
-            f"p99 {r['p99_ms']} ms, {r['errors']} errors")  # fmt: skip
-    return rows
-
-
-def service_section(args, plan: Plan, model: Path, frames: np.ndarray, focal: float, threads: int,
-                    images: list[bytes], generator: LoadGenerator, tmp: Path) -> dict:  # fmt: skip
-    env = {
-        "PERCEPTION_INTRA_OP_THREADS": str(threads),
-        "PERCEPTION_MAX_BATCH": str(args.max_batch),
-        "PERCEPTION_CONCURRENT_BATCHES": str(args.concurrent_batches),
-        "PERCEPTION_MAX_QUEUE_DELAY_MS": str(args.max_queue_delay_ms),
-        "PERCEPTION_LOG_LEVEL": "WARNING",
-    }
-    policy = (args.max_batch, args.concurrent_batches)
-    say(f"raw in-process throughput, {policy[1]} runs of batch {policy[0]} in flight (before the service run)")
-    raw_before = raw_throughput(model, frames, focal, *policy, plan, threads)
-    say(f"service on {model}")
-    server = start_service(model, tmp / "service.log", env)
-    try:
-        single = load_levels(generator, server, images, 1, plan.concurrency, plan, "service")
-        multi = load_levels(generator, server, images, args.multi_frames, plan.multi_concurrency, plan, "service")
-    finally:
-        stop_server(server)
-    say("raw in-process throughput (after the service run)")
-    raw_after = raw_throughput(model, frames, focal, *policy, plan, threads)
-    say("the service's decode and encode, each timed alone")
-    rates = [raw_before["frames_per_s"], raw_after["frames_per_s"]]
-    return {
-        "model": str(model),
-        "env": env,
-        "single": single,
-        "multi": multi,
-        "raw_frames_per_s": {"before": rates[0], "after": rates[1], "mean": round(sum(rates) / 2, 2)},
-        "raw_cpu_ms_per_frame": round((raw_before["cpu_ms_per_frame"] + raw_after["cpu_ms_per_frame"]) / 2, 2),
-        "frame_work_cpu_ms": frame_work_cpu(model, images, plan.repeats),
-        "saturation_frames_per_s": max(r["frames_per_s"] for r in single + multi),
-    }
-
-
-def eager_section(model_dir: Path, plan: Plan, threads: int, images: list[bytes], generator: LoadGenerator,
-                  tmp: Path) -> dict:  # fmt: skip
-    server = start_eager(EAGER_SCRIPT, model_dir, tmp / "eager.log", threads)
-    try:
-        single = load_levels(generator, server, images, 1, plan.eager_concurrency, plan, "eager")
-    finally:
-        stop_server(server)
-    return {"single": single, "saturation_frames_per_s": max(r["frames_per_s"] for r in single),
-            "threads": threads}  # fmt: skip

@@ -12,6 +12,10 @@ Conventions (the tests check each one):
   nearest-neighbour with centre alignment, so they sit on the same pixels as the image
   (OpenCV's INTER_NEAREST is off by half a source pixel). Padding: image LETTERBOX_FILL,
   semantic IGNORE_INDEX, depth 0 (invalid), other extras 0.
+- Sparse depth (fewer than SPARSE_DEPTH_FRACTION of the pixels valid: projected LiDAR) is not
+  sampled but scattered (``resize_depth``): every return moves to the output pixel its pixel
+  centre maps to, the nearest return winning where several land on one. Downscaling loses no
+  pixel to sampling (only merges), upscaling copies no return onto its neighbours.
 - 1-D arrays in ``extras`` as long as ``boxes`` (e.g. "truncation") are per-box and are kept or
   dropped with their boxes.
 """
@@ -31,7 +35,7 @@ from perception.contract import Letterbox as LetterboxGeometry
 from perception.data.sample import Sample
 
 if TYPE_CHECKING:
-    from perception.config import Config
+    from perception.config import AugmentConfig, Config
 
 Transform = Callable[[Sample, np.random.Generator], Sample]
 
@@ -55,6 +59,38 @@ def resize_nearest(plane: np.ndarray, width: int, height: int) -> np.ndarray:
     ys = np.minimum(((np.arange(height) + 0.5) * src_h / height).astype(np.int64), src_h - 1)
     xs = np.minimum(((np.arange(width) + 0.5) * src_w / width).astype(np.int64), src_w - 1)
     return plane[ys[:, None], xs[None, :]]
+
+
+# Below this share of valid (> 0) pixels a depth map is sparse: KITTI's 64-beam LiDAR fills about 4 %
+# of its image, nuScenes' 32 beams 0.3 %; the synthetic world's depth is never under half valid (sky).
+SPARSE_DEPTH_FRACTION = 0.25
+
+
+def is_sparse_depth(depth: np.ndarray) -> bool:
+    return np.count_nonzero(depth > 0) < SPARSE_DEPTH_FRACTION * depth.size
+
+
+def scatter_depth(depth: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Sparse depth resized to ``width`` x ``height`` by moving each valid pixel to the output pixel
+    its centre maps to; where several land on one pixel the nearest (smallest) depth is kept, as
+    ``lidar.project_to_depth`` does. 0 elsewhere."""
+    src_h, src_w = depth.shape[:2]
+    rows, cols = np.nonzero(depth > 0)
+    values = depth[rows, cols]
+    out_rows = np.minimum(((rows + 0.5) * (height / src_h)).astype(np.int64), height - 1)
+    out_cols = np.minimum(((cols + 0.5) * (width / src_w)).astype(np.int64), width - 1)
+    out = np.full(height * width, np.inf, dtype=depth.dtype)
+    np.minimum.at(out, out_rows * width + out_cols, values)
+    out[np.isinf(out)] = 0
+    return out.reshape(height, width)
+
+
+def resize_depth(depth: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Depth at ``width`` x ``height``: dense maps nearest-neighbour (``resize_nearest``), sparse ones
+    (``is_sparse_depth``) scattered (``scatter_depth``), so no LiDAR return is thinned or smeared."""
+    if depth.shape[:2] == (height, width):
+        return depth
+    return scatter_depth(depth, width, height) if is_sparse_depth(depth) else resize_nearest(depth, width, height)
 
 
 def resize_image(image: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -111,8 +147,8 @@ def _resample(
     src_h, src_w = sample.size
     out_h, out_w = image.shape[:2]
 
-    def warp(plane: np.ndarray | None, fill: float) -> np.ndarray | None:
-        return None if plane is None else place(resize_nearest(plane, new_w, new_h), out_w, out_h, dx, dy, fill)
+    def warp(plane: np.ndarray | None, fill: float, resize=resize_nearest) -> np.ndarray | None:
+        return None if plane is None else place(resize(plane, new_w, new_h), out_w, out_h, dx, dy, fill)
 
     sx, sy = new_w / src_w, new_h / src_h
     extras = {k: warp(v, 0) if _is_dense(v, (src_h, src_w)) else v for k, v in sample.extras.items()}
@@ -121,7 +157,7 @@ def _resample(
         image=image,
         camera=sample.camera.scaled(sx, sy, dx + 0.5 * (sx - 1), dy + 0.5 * (sy - 1)),
         semantic=warp(sample.semantic, IGNORE_INDEX),
-        depth=warp(sample.depth, 0.0),
+        depth=warp(sample.depth, 0.0, resize_depth),
         extras=extras,
     )
     if boxes is not None and sample.boxes is not None:
@@ -205,8 +241,14 @@ class RandomScaleJitter:
         return _resample(sample, image, new_w, new_h, dx, dy, boxes, self.min_box_size)
 
 
+# --- photometric: the image only, every label untouched --------------------------------------------
+def _happens(p: float, rng: np.random.Generator) -> bool:
+    """True with probability ``p``; p = 1 draws nothing (so always-on steps keep their random stream)."""
+    return p >= 1 or rng.random() < p
+
+
 class PhotometricJitter:
-    """Brightness, contrast, saturation, hue and Gaussian noise on the image only.
+    """Brightness, contrast, saturation, hue and Gaussian noise on the image only, with probability ``p``.
 
     brightness/contrast/saturation: multiply by a factor in [1 − v, 1 + v]; hue: rotate by up to
     ±v of the colour circle; noise: standard deviation in 8-bit grey levels."""
@@ -218,16 +260,20 @@ class PhotometricJitter:
         saturation: float = 0.25,
         hue: float = 0.02,
         noise: float = 3.0,
+        p: float = 1.0,
     ):
-        self.brightness, self.contrast, self.saturation, self.hue, self.noise = (
+        self.brightness, self.contrast, self.saturation, self.hue, self.noise, self.p = (
             brightness,
             contrast,
             saturation,
             hue,
             noise,
+            p,
         )
 
     def __call__(self, sample: Sample, rng: np.random.Generator) -> Sample:
+        if not _happens(self.p, rng):
+            return sample
         image = sample.image.astype(np.float32) / 255.0
         image *= rng.uniform(1 - self.brightness, 1 + self.brightness)
         mean = float(cv2.cvtColor(np.clip(image, 0, 1), cv2.COLOR_RGB2GRAY).mean())
@@ -242,10 +288,116 @@ class PhotometricJitter:
         return replace(sample, image=(np.clip(image, 0, 1) * 255.0 + 0.5).astype(np.uint8))
 
 
+class RandomGamma:
+    """A tone curve ``out = in ** gamma`` with probability ``p``, gamma log-uniform in [low, high]
+    (so g and 1/g are equally likely): another camera's or ISP's response."""
+
+    def __init__(self, p: float = 0.5, low: float = 0.7, high: float = 1.5):
+        self.p, self.low, self.high = p, low, high
+
+    def __call__(self, sample: Sample, rng: np.random.Generator) -> Sample:
+        if not _happens(self.p, rng):
+            return sample
+        gamma = float(np.exp(rng.uniform(np.log(self.low), np.log(self.high))))
+        lut = (np.linspace(0.0, 1.0, 256) ** gamma * 255.0 + 0.5).astype(np.uint8)
+        return replace(sample, image=cv2.LUT(sample.image, lut))
+
+
+def motion_kernel(length: int, angle_deg: float) -> np.ndarray:
+    """A normalised line of ``length`` pixels (made odd, so the kernel is centred and the image
+    does not shift against its labels) at ``angle_deg``."""
+    size = 2 * (length // 2) + 1
+    kernel = np.zeros((size, size), np.float32)
+    kernel[size // 2] = 1.0
+    centre = ((size - 1) / 2, (size - 1) / 2)
+    kernel = cv2.warpAffine(kernel, cv2.getRotationMatrix2D(centre, angle_deg, 1.0), (size, size))
+    return kernel / kernel.sum()
+
+
+class RandomBlur:
+    """With probability ``p``: motion blur (share ``motion`` of the blurs; a line of ``length`` px at a
+    random angle) or defocus (Gaussian, σ in ``sigma`` px). Both kernels are centred: no label moves."""
+
+    def __init__(
+        self,
+        p: float = 0.3,
+        sigma: tuple[float, float] = (0.4, 1.5),
+        motion: float = 0.5,
+        length: tuple[int, int] = (3, 9),
+    ):
+        self.p, self.sigma, self.motion, self.length = p, tuple(sigma), motion, tuple(length)
+
+    def __call__(self, sample: Sample, rng: np.random.Generator) -> Sample:
+        if not _happens(self.p, rng):
+            return sample
+        if rng.random() < self.motion:
+            kernel = motion_kernel(int(rng.integers(self.length[0], self.length[1] + 1)), rng.uniform(0.0, 180.0))
+            image = cv2.filter2D(sample.image, -1, kernel, borderType=cv2.BORDER_REFLECT_101)
+        else:
+            sigma = rng.uniform(*self.sigma)
+            if sigma <= 0:
+                return sample
+            image = cv2.GaussianBlur(sample.image, (0, 0), sigma, borderType=cv2.BORDER_REFLECT_101)
+        return replace(sample, image=image)
+
+
+class SensorNoise:
+    """Camera noise with probability ``p``: per pixel and channel Gaussian with variance
+    ``read² + shot · level`` (grey levels), the usual Poisson–Gaussian model of photon (shot) noise,
+    which grows with the signal, plus read noise. read and shot are drawn from their ranges."""
+
+    def __init__(self, p: float = 0.5, read: tuple[float, float] = (1.0, 6.0), shot: tuple[float, float] = (0.0, 0.1)):
+        self.p, self.read, self.shot = p, tuple(read), tuple(shot)
+
+    def __call__(self, sample: Sample, rng: np.random.Generator) -> Sample:
+        if not _happens(self.p, rng):
+            return sample
+        read, shot = rng.uniform(*self.read), rng.uniform(*self.shot)
+        image = sample.image.astype(np.float32)
+        sigma = np.sqrt(np.float32(read * read) + np.float32(shot) * image)
+        image += rng.standard_normal(image.shape, dtype=np.float32) * sigma
+        return replace(sample, image=(np.clip(image, 0, 255) + 0.5).astype(np.uint8))
+
+
+class RandomJpeg:
+    """JPEG compression with probability ``p``: encode and decode with OpenCV at a quality drawn from
+    [low, high] (blocking and chroma smearing as a dash camera's or a video stream's)."""
+
+    def __init__(self, p: float = 0.5, low: int = 30, high: int = 95):
+        self.p, self.low, self.high = p, low, high
+
+    def __call__(self, sample: Sample, rng: np.random.Generator) -> Sample:
+        if not _happens(self.p, rng):
+            return sample
+        quality = int(rng.integers(self.low, self.high + 1))
+        ok, data = cv2.imencode(
+            ".jpg", cv2.cvtColor(sample.image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality]
+        )
+        if not ok:
+            raise RuntimeError("JPEG encoding failed")
+        return replace(sample, image=cv2.cvtColor(cv2.imdecode(data, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB))
+
+
 # --- recipes -------------------------------------------------------------------------------------
+def photometric_steps(augment: AugmentConfig) -> list[Transform]:
+    """``data.augment``'s image-only steps in a camera's order: optics (blur), the ISP's colour and
+    tone (colour jitter, gamma), the sensor's noise, then compression (JPEG). Steps whose
+    probability is 0 are left out."""
+    a = augment
+    candidates: list[tuple[float, Transform]] = [
+        (a.blur_p, RandomBlur(a.blur_p, a.blur_sigma, a.motion_blur, a.motion_length)),
+        (a.colour_p, PhotometricJitter(a.brightness, a.contrast, a.saturation, a.hue, a.colour_noise, a.colour_p)),
+        (a.gamma_p, RandomGamma(a.gamma_p, *a.gamma)),
+        (a.sensor_noise_p, SensorNoise(a.sensor_noise_p, a.read_noise, a.shot_noise)),
+        (a.jpeg_p, RandomJpeg(a.jpeg_p, *a.jpeg_quality)),
+    ]
+    return [step for p, step in candidates if p > 0]
+
+
 def training_transform(config: Config) -> Compose:
     """The training pipeline from ``config.data``: letterbox to the model's input first (cheap on
-    big images), then scale jitter and flip at model size, then photometric jitter."""
+    big images; every source leaves it at the model's size), then scale jitter and flip at model
+    size, then the photometric steps of ``data.augment`` (none when ``data.photometric`` is off)."""
     data, model = config.data, config.model
     steps: list[Transform] = [Letterbox(model.input_height, model.input_width)]
     low, high = data.scale_jitter
@@ -254,7 +406,7 @@ def training_transform(config: Config) -> Compose:
     if data.flip:
         steps.append(RandomHorizontalFlip(0.5))
     if data.photometric:
-        steps.append(PhotometricJitter())
+        steps.extend(photometric_steps(data.augmentation()))
     return Compose(steps)
 
 

@@ -1,7 +1,7 @@
 """The metrics ``perception eval`` reports. Detection: COCO mAP@[.5:.95] and mAP@.5 (pycocotools), by
 class and by box size. Segmentation: per-class IoU and mIoU from a confusion matrix. Depth: AbsRel,
 SqRel, RMSE, RMSE-log and δ < 1.25, 1.25², 1.25³ over valid pixels, averaged per image (the Eigen et
-al. protocol)."""
+al. protocol). Which classes, boxes and depths count is the data set's ``Protocol`` (``protocols``)."""
 
 from __future__ import annotations
 
@@ -12,21 +12,25 @@ import numpy as np
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from perception.classes import DETECTION_CLASSES, IGNORE_INDEX, SEGMENTATION_CLASSES
+from perception.classes import DETECTION_CLASSES, IGNORE_INDEX, SEGMENTATION_CLASSES, det_index, seg_index
 from perception.contract import OUTPUT_DEPTH, OUTPUT_DETECTIONS, OUTPUT_NUM_DETECTIONS, OUTPUT_SEMANTIC
 from perception.data.sample import Sample
+from perception.evaluate.protocols import SYNTHETIC, Protocol
 
 
 class Evaluator:
-    """Accumulates predictions against targets, then ``summary()``."""
+    """Accumulates predictions against targets under ``protocol``, then ``summary()``."""
 
-    def __init__(self, min_depth: float = 1e-3, max_depth: float = 200.0):
-        self.min_depth, self.max_depth = min_depth, max_depth
+    def __init__(self, protocol: Protocol = SYNTHETIC):
+        self.protocol = protocol
+        self.min_depth, self.max_depth = protocol.depth_range
+        self.seg_lut = protocol.seg_lut()
         self.gt_images: list[dict] = []
         self.gt_annotations: list[dict] = []
         self.detections: list[dict] = []
         self.confusion = np.zeros((len(SEGMENTATION_CLASSES),) * 2, np.int64)
         self.depth_rows: list[np.ndarray] = []
+        self.depth_pixels = 0
         self.has = {"detection": False, "segmentation": False, "depth": False}
 
     def add(self, sample: Sample, outputs: dict[str, np.ndarray]) -> None:
@@ -38,9 +42,11 @@ class Evaluator:
             self.has["detection"] = True
             for box, label in zip(sample.boxes, sample.labels, strict=True):
                 x1, y1, x2, y2 = (float(v) for v in box)
+                # a box too short to score is an ignore region: COCO's iscrowd (pycocotools overwrites "ignore")
+                crowd = int(y2 - y1 < self.protocol.min_box_height)
                 self.gt_annotations.append({
                     "id": len(self.gt_annotations) + 1, "image_id": image_id, "category_id": int(label) + 1,
-                    "bbox": [x1, y1, x2 - x1, y2 - y1], "area": (x2 - x1) * (y2 - y1), "iscrowd": 0,
+                    "bbox": [x1, y1, x2 - x1, y2 - y1], "area": (x2 - x1) * (y2 - y1), "iscrowd": crowd,
                 })  # fmt: skip
             for x1, y1, x2, y2, score, cls in outputs[OUTPUT_DETECTIONS][: int(outputs[OUTPUT_NUM_DETECTIONS])]:
                 self.detections.append({
@@ -49,8 +55,8 @@ class Evaluator:
                 })  # fmt: skip
         if sample.has_semantic and OUTPUT_SEMANTIC in outputs:
             self.has["segmentation"] = True
-            labels = sample.semantic.astype(np.int64).ravel()
-            pred = outputs[OUTPUT_SEMANTIC].astype(np.int64).ravel()
+            labels = self.seg_lut[sample.semantic.astype(np.int64).ravel()]
+            pred = self.seg_lut[outputs[OUTPUT_SEMANTIC].astype(np.int64).ravel()]
             keep = labels != IGNORE_INDEX
             k = len(SEGMENTATION_CLASSES)
             self.confusion += np.bincount(labels[keep] * k + pred[keep], minlength=k * k).reshape(k, k)
@@ -59,29 +65,50 @@ class Evaluator:
             valid = (gt > self.min_depth) & (gt < self.max_depth)
             if valid.sum() >= 16:
                 self.has["depth"] = True
-                self.depth_rows.append(depth_errors(gt[valid], outputs[OUTPUT_DEPTH][valid]))
+                self.depth_pixels += int(valid.sum())
+                pred = outputs[OUTPUT_DEPTH][valid]
+                row = depth_errors(gt[valid], pred)
+                if self.protocol.median_scaled:
+                    row = np.append(row, depth_errors(gt[valid], median_scaled(gt[valid], pred))[0])
+                self.depth_rows.append(row)
 
     def summary(self) -> dict:
         result: dict = {"frames": len(self.gt_images)}
+        counts = self.protocol.at_source  # real data sets also say how much was scored
         if self.has["detection"]:
             result["detection"] = self._coco()
+            if counts:
+                ignored = sum(a["iscrowd"] for a in self.gt_annotations if self._scored_category(a))
+                scored = sum(1 for a in self.gt_annotations if self._scored_category(a)) - ignored
+                result["detection"] |= {"boxes_scored": scored, "boxes_ignored": ignored}
         if self.has["segmentation"]:
-            inter = np.diag(self.confusion).astype(np.float64)
-            union = self.confusion.sum(0) + self.confusion.sum(1) - inter
-            present = self.confusion.sum(1) > 0  # classes that occur in the ground truth
-            iou = np.where(union > 0, inter / np.maximum(union, 1), np.nan)
-            per_class = {n: float(iou[i]) if present[i] else None for i, n in enumerate(SEGMENTATION_CLASSES)}
-            result["segmentation"] = {
-                "mIoU": float(np.nanmean(np.where(present, iou, np.nan))),
-                "pixel_accuracy": float(inter.sum() / max(1, self.confusion.sum())),
-                "per_class_IoU": per_class,
-            }
+            result["segmentation"] = self._segmentation()
         if self.has["depth"]:
             rows = np.stack(self.depth_rows).mean(0)
-            result["depth"] = dict(zip(DEPTH_METRICS, (float(v) for v in rows), strict=True))
+            names = DEPTH_METRICS + (("AbsRel_median_scaled",) if self.protocol.median_scaled else ())
+            result["depth"] = dict(zip(names, (float(v) for v in rows), strict=True))
+            if counts:
+                result["depth"]["pixels"] = self.depth_pixels
         return result
 
+    def _scored_category(self, annotation: dict) -> bool:
+        return DETECTION_CLASSES[annotation["category_id"] - 1] in self.protocol.scored_det
+
+    def _segmentation(self) -> dict:
+        """IoU per scored class (None where the ground truth lacks it) and their mean."""
+        scored = [seg_index(n) for n in self.protocol.scored_seg]
+        inter = np.diag(self.confusion).astype(np.float64)
+        union = self.confusion.sum(0) + self.confusion.sum(1) - inter
+        present = self.confusion.sum(1) > 0  # classes that occur in the ground truth
+        iou = np.where(union > 0, inter / np.maximum(union, 1), np.nan)
+        return {
+            "mIoU": float(np.nanmean(np.where(present, iou, np.nan)[scored])),
+            "pixel_accuracy": float(inter[scored].sum() / max(1, self.confusion.sum())),
+            "per_class_IoU": {SEGMENTATION_CLASSES[i]: float(iou[i]) if present[i] else None for i in scored},
+        }
+
     def _coco(self) -> dict:
+        classes = self.protocol.scored_det
         gt = COCO()
         gt.dataset = {
             "images": self.gt_images,
@@ -95,13 +122,14 @@ class Evaluator:
             dt = gt.loadRes(self.detections)
             coco = COCOeval(gt, dt, "bbox")
             coco.params.maxDets = [1, 10, 100]
+            coco.params.catIds = [det_index(n) + 1 for n in classes]
             coco.evaluate()
             coco.accumulate()
             coco.summarize()
         precision = coco.eval["precision"][0, :, :, :, -1]  # IoU .5, recall, class, area range, 100 dets
         return {
             "mAP": float(coco.stats[0]), "mAP50": float(coco.stats[1]), **sized_summary(coco.stats),
-            **ap50_by_size(precision), "per_class_AP50": ap50_per_class(precision),
+            **ap50_by_size(precision), "per_class_AP50": ap50_per_class(precision, classes),
         }  # fmt: skip
 
 
@@ -110,9 +138,9 @@ def _mean_precision(p: np.ndarray) -> float | None:
     return float(p[p > -1].mean()) if (p > -1).any() else None
 
 
-def ap50_per_class(precision: np.ndarray) -> dict[str, float | None]:
-    """AP@.5 of each detection class from COCO's precision at IoU .5 [recall, class, area]."""
-    return {name: _mean_precision(precision[:, i, 0]) for i, name in enumerate(DETECTION_CLASSES)}
+def ap50_per_class(precision: np.ndarray, classes: tuple[str, ...] = DETECTION_CLASSES) -> dict[str, float | None]:
+    """AP@.5 of each scored detection class from COCO's precision at IoU .5 [recall, class, area]."""
+    return {name: _mean_precision(precision[:, i, 0]) for i, name in enumerate(classes)}
 
 
 def ap50_by_size(precision: np.ndarray) -> dict[str, float | None]:
@@ -129,6 +157,13 @@ def sized_summary(stats: np.ndarray) -> dict[str, float | None]:
 
 
 DEPTH_METRICS = ("AbsRel", "SqRel", "RMSE", "RMSE_log", "delta1", "delta2", "delta3")
+
+
+def median_scaled(gt: np.ndarray, pred: np.ndarray) -> np.ndarray:
+    """The prediction scaled by median(gt) / median(pred): only the depths' relative layout is scored
+    (the Eigen et al. / monodepth convention for models without a known scale)."""
+    pred = pred.astype(np.float64)
+    return pred * (np.median(gt) / max(float(np.median(pred)), 1e-6))
 
 
 def depth_errors(gt: np.ndarray, pred: np.ndarray) -> np.ndarray:
@@ -151,6 +186,8 @@ def markdown_table(metrics: dict) -> str:
             if isinstance(value, dict):
                 for name, v in value.items():
                     lines.append(f"| {task} | {key}: {name} | {'—' if v is None else f'{v:.3f}'} |")
+            elif isinstance(value, int):  # counts: boxes, pixels
+                lines.append(f"| {task} | {key} | {value} |")
             else:
                 lines.append(f"| {task} | {key} | {'—' if value is None else f'{value:.4f}'} |")
     return "\n".join(lines)

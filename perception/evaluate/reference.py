@@ -38,9 +38,12 @@ def pack_detections(
 
 @torch.no_grad()
 def reference_outputs(net: MultiTaskNet, images: np.ndarray, focal_px: np.ndarray) -> dict[str, np.ndarray]:
-    """What the exported graph returns, computed in PyTorch: uint8 images [B, 3, H, W], focal [B]."""
+    """What the exported graph returns, computed in PyTorch: uint8 images [B, 3, H, W], focal [B].
+    Runs on the device the network is on (the trainer's EMA weights may be on a GPU)."""
     cfg = net.config
-    pred = net.predict(torch.from_numpy(images), torch.from_numpy(focal_px.astype(np.float32)))
+    device = next(net.parameters()).device
+    pred = net.predict(torch.from_numpy(images).to(device), torch.from_numpy(focal_px.astype(np.float32)).to(device))
+    pred = {k: v.cpu() for k, v in pred.items()}
     result: dict[str, np.ndarray] = {}
     if "boxes" in pred:
         det, num = pack_detections(pred["boxes"], pred["scores"], cfg.max_detections, cfg.nms_iou, cfg.score_threshold)

@@ -16,11 +16,11 @@ from safetensors.torch import load_file
 from torch import nn
 
 from perception.config import ModelConfig
-from perception.model import pretrained
+from perception.model.pretrained import SOURCES, load_imagenet_weights, normalisation
 
 OUT_INDICES = (1, 2, 3, 4)  # timm feature levels at strides 4, 8, 16, 32
 
-# What every backbone not in pretrained.SOURCES is normalised with (ImageNet's statistics, 0..1 units).
+# What every backbone not in SOURCES is normalised with (ImageNet's statistics, 0..1 units).
 IMAGE_MEAN = (0.485, 0.456, 0.406)
 IMAGE_STD = (0.229, 0.224, 0.225)
 
@@ -28,7 +28,7 @@ IMAGE_STD = (0.229, 0.224, 0.225)
 def timm_architecture(backbone: str) -> str:
     """timm's name for ``backbone``: a pretrained source names the exact architecture its weights need
     (EfficientNet-Lite's TensorFlow weights want timm's ``tf_`` variant, with "same" padding)."""
-    return pretrained.SOURCES[backbone].timm_arch if backbone in pretrained.SOURCES else backbone
+    return SOURCES[backbone].timm_arch if backbone in SOURCES else backbone
 
 
 def create_backbone(config: ModelConfig) -> nn.Module:
@@ -42,10 +42,10 @@ def create_backbone(config: ModelConfig) -> nn.Module:
         **config.backbone_arguments(),
     )
     if config.pretrained == "imagenet":
-        if config.backbone not in pretrained.SOURCES:
-            known = ", ".join(pretrained.SOURCES)
+        if config.backbone not in SOURCES:
+            known = ", ".join(SOURCES)
             raise ValueError(f"no installed ImageNet weights for backbone {config.backbone!r}; available: {known}")
-        pretrained.load_imagenet_weights(backbone, config.backbone, features_only=True)
+        load_imagenet_weights(backbone, config.backbone, features_only=True)
     elif config.pretrained:
         load_backbone_weights(backbone, Path(config.pretrained))
     return backbone
@@ -54,8 +54,8 @@ def create_backbone(config: ModelConfig) -> nn.Module:
 def input_normalisation(config: ModelConfig) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """(mean, std) in 0..1 pixel units for ``config``'s backbone: what its pretrained weights expect.
     A from-scratch EfficientNet-Lite uses the same, so scratch and pretrained runs differ in weights only."""
-    if config.backbone in pretrained.SOURCES:
-        return pretrained.normalisation(config.backbone)
+    if config.backbone in SOURCES:
+        return normalisation(config.backbone)
     return IMAGE_MEAN, IMAGE_STD
 
 

@@ -9,17 +9,21 @@ from service.engine import Engine, ModelError
 from service.parsing import read_load_request
 from service.problems import ProblemError, problems
 from service.schemas import LoadRequest, ModelInfo
+from service.state import State
 
 router = APIRouter()
 
 
-def model_info(engine: Engine) -> ModelInfo:
+def model_info(engine: Engine, state: State) -> ModelInfo:
     md = engine.metadata
     return ModelInfo(
         name=md.name,
         version=md.version,
         checksum=engine.checksum,
         provider=engine.provider,
+        path=state.models.relative(engine.path),
+        variant=engine.variant,
+        variant_reason=engine.selection,
         input_height=md.input_height,
         input_width=md.input_width,
         detection_classes=md.detection_classes,
@@ -43,7 +47,7 @@ def load_request_body() -> dict:
     dependencies=[InferenceKey],
 )
 async def models(state: AppState):
-    return model_info(state.require_engine())
+    return model_info(state.require_engine(), state)
 
 
 @router.post(
@@ -62,4 +66,4 @@ async def load_model(request: Request, state: AppState):
         engine = await state.models.load(body.path)
     except ModelError as exc:
         raise ProblemError(409, "Model refused", f"{exc}; still serving {state.models.describe()}") from exc
-    return model_info(engine)
+    return model_info(engine, state)
