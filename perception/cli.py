@@ -13,6 +13,7 @@ import importlib
 import sys
 from pathlib import Path
 
+from perception.bench.arguments import add_bench_arguments
 from perception.config import TRAIN_HELP, add_train_arguments
 from perception.data.registry import DATASET_NAMES
 
@@ -106,21 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     infer.set_defaults(run=_handler("perception.client:infer_command"))
 
     bench = commands.add_parser("bench", help="measure the model, the service and a PyTorch-eager server")
-    bench.add_argument("--model", type=Path, help="models/<name>/ (newest version), a version folder or model.onnx")
-    bench.add_argument("--random-init", action="store_true", help="measure the default architecture, random weights")
-    bench.add_argument("--out", type=Path, default=Path("benchmarks/results"), help="results folder")
-    bench.add_argument("--name", default="latest", help="results file stem: <name>.json, .md and .png")
-    bench_mode = bench.add_mutually_exclusive_group()
-    bench_mode.add_argument("--quick", action="store_true", help="fewer repeats and load levels (~2 minutes)")
-    bench_mode.add_argument("--tiny", action="store_true", help="the smallest run that exercises everything")
-    bench.add_argument("--sections", default="model,tasks,service,eager", help="comma list of those four")
-    bench.add_argument("--variant", default="auto", help="what the service runs: auto (int8 on CPU), fp32, int8")
-    bench.add_argument("--threads", type=int, default=0, help="ONNX Runtime intra-op threads (0: one per core)")
-    bench.add_argument("--max-batch", type=int, default=8, help="the service's PERCEPTION_MAX_BATCH")
-    bench.add_argument("--concurrent-batches", type=int, default=2, help="PERCEPTION_CONCURRENT_BATCHES")
-    bench.add_argument("--max-queue-delay-ms", type=float, default=5.0, help="PERCEPTION_MAX_QUEUE_DELAY_MS")
-    bench.add_argument("--multi-frames", type=int, default=4, help="frames per multi-camera request")
-    bench.add_argument("--eager-threads", type=int, default=1, help="torch threads of the eager baseline (0: default)")
+    add_bench_arguments(bench)
     bench.set_defaults(run=_handler("perception.bench.run:bench_command"))
 
     return parser
