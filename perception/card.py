@@ -70,8 +70,7 @@ def render(name: str, version: str, config: dict, metrics: dict, training: dict,
         f"- ONNX Runtime CPU latency, batch 1: {facts['latency_ms']:.1f} ms median ({facts['hardware']})",
         "",
         "## Training",
-        f"- data: `{config['data']['dataset']}`, split `{config['data']['train_split']}`, "
-        f"seed {config['data']['seed']}",
+        f"- data: {data_sources(config['data'])}, seed {config['data']['seed']}",
         f"- task weighting: `{config['train'].get('weighting', 'fixed')}`, task weights "
         f"{config['train'].get('task_weights')}",
         f"- steps: {training.get('steps', '?')} × batch {config['train']['batch_size']}; wall time "
@@ -109,3 +108,12 @@ def write_section(card: Path, name: str, body: str, first: bool = False) -> None
 def fine_level(config: dict) -> str:
     """The card's words for a stride-4 detection level, which reads the dense decoder."""
     return ", its features also the detection head's stride-4 level" if 4 in config["model"]["det_strides"] else ""
+
+
+def data_sources(data: dict) -> str:
+    """The training sources and their weights, e.g. "`synthetic` (train) × 0.7, `camvid` (train) × 0.3"."""
+    sources = data.get("sources") or [{"dataset": data["dataset"], "split": data.get("train_split", "train")}]
+    return ", ".join(
+        f"`{s['dataset']}` ({s.get('split', 'train')})" + (f" × {s['weight']:g}" if "weight" in s else "")
+        for s in sources
+    )

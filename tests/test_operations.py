@@ -146,7 +146,9 @@ def test_roll_out_switches_and_refuses_broken_models(server, models_dir):
 
 
 def test_sigterm_drains_accepted_requests(tiny_model, frames, serve):
-    srv = serve({"PERCEPTION_MODEL": str(tiny_model), "PERCEPTION_MAX_QUEUE_DELAY_MS": "3000"})
+    # every frame waits out a 3 s window (an idle frame would start at once), so SIGTERM finds six queued
+    srv = serve({"PERCEPTION_MODEL": str(tiny_model), "PERCEPTION_MAX_QUEUE_DELAY_MS": "3000",
+                 "PERCEPTION_MAX_BATCH": "8", "PERCEPTION_WAIT_WHEN_IDLE": "true"})  # fmt: skip
     body = frames[0].read_bytes()
     with ThreadPoolExecutor(6) as pool:
         futures = [pool.submit(httpx.post, srv.url + "/v1/perceive", content=body, headers=JPEG, timeout=60)
