@@ -259,7 +259,7 @@ def test_mismatched_or_corrupt_models_are_refused_and_the_old_one_keeps_serving(
 
 
 def test_an_inference_error_fails_only_its_batch(tiny_model, frames):
-    app = create_app(Settings(model=tiny_model, max_queue_delay_ms=50))
+    app = create_app(Settings(model=tiny_model, max_batch=8, max_queue_delay_ms=50))
     body = frames[0].read_bytes()
     with TestClient(app) as client:
         engine = app.state.perception.engine
