@@ -157,7 +157,7 @@ class TrainConfig:
     lr: float = 2e-3
     weight_decay: float = 0.05
     warmup_steps: int = 500
-    amp: bool = True  # bfloat16 autocast (AMX/AVX-512 CPUs and CUDA): no grad scaler needed
+    amp: bool = True  # bfloat16 autocast where the hardware has it (AMX/AVX512-BF16 CPUs, CUDA); elsewhere float32
     ema_decay: float = 0.9998
     grad_clip: float = 10.0
     task_weights: dict = field(default_factory=lambda: {"detection": 1.0, "segmentation": 1.0, "depth": 1.0})
@@ -209,8 +209,22 @@ class Config:
         return cls(name=raw.get("name", "drivenet"), **kwargs)
 
 
+def parse_override(value: str) -> object:
+    """One ``--set`` value: TOML first, as the config files are written (``false`` must not become
+    the truthy text "false"), then a Python literal, then the text itself (``resnet18d``)."""
+    try:
+        return tomllib.loads(f"value = {value}")["value"]
+    except tomllib.TOMLDecodeError:
+        pass
+    try:
+        return ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return value
+
+
 def load_config(path: Path | None, overrides: list[str] = ()) -> Config:
-    """Read a TOML config and apply ``section.key=value`` overrides (values parsed as Python literals)."""
+    """Read a TOML config and apply ``section.key=value`` overrides: a value is read as TOML (``false``,
+    ``2e-3``, ``[8, 16]``, ``{ a = 1 }``), else as a Python literal (``False``), else kept as text."""
     raw = tomllib.loads(Path(path).read_text()) if path else {}
     for item in overrides:
         key, _, value = item.partition("=")
@@ -218,10 +232,7 @@ def load_config(path: Path | None, overrides: list[str] = ()) -> Config:
         node = raw
         for section in sections:
             node = node.setdefault(section, {})
-        try:
-            node[leaf] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            node[leaf] = value
+        node[leaf] = parse_override(value)
     for section, keys in RETIRED_KEYS.items():
         if retired := sorted(set(raw.get(section, {})) & keys):
             warnings.warn(f"ignoring retired keys in [{section}]: {retired} (nothing reads them; held-out "

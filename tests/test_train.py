@@ -98,3 +98,18 @@ def test_retired_config_keys_load_and_unknown_keys_fail():
         load_config(None, ["data.val_split=val"])
     with pytest.raises(ValueError, match="stepz"):
         Config.from_dict({"train": {"stepz": 7}})
+
+
+def test_set_overrides_read_like_the_config_files():
+    """``--set train.amp=false`` switches bf16 off (it once became the truthy text "false"); numbers, lists
+    and inline tables read as TOML, Python literals still work, and a bare word stays text."""
+    from perception.config import load_config
+
+    config = load_config(None, ["train.amp=false", "train.lr=2e-3", "model.det_strides=[8, 16]",
+                                "model.backbone=efficientnet_lite0", "train.ema_decay=0.99",
+                                "model.backbone_kwargs={ stem_width = 16 }",
+                                "data.sources=[{'dataset': 'camvid', 'weight': 1.0}]"])  # fmt: skip
+    assert config.train.amp is False and config.train.lr == 2e-3 and config.model.det_strides == [8, 16]
+    assert config.model.backbone == "efficientnet_lite0" and config.model.backbone_kwargs == {"stem_width": 16}
+    assert [(s["dataset"], s["weight"]) for s in config.data.sources] == [("camvid", 1.0)]
+    assert load_config(None, ["train.amp=False"]).train.amp is False

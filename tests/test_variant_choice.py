@@ -216,7 +216,8 @@ def test_forced_and_explicit_settings_at_start_up(tiny_model, tmp_path):
         (Settings(model=root, variant="fp16"), ("1/fp16/model.onnx", "fp16", "forced by PERCEPTION_VARIANT=fp16")),
         (Settings(model=root, variant="fp32"), ("1/model.onnx", "fp32", "forced by PERCEPTION_VARIANT=fp32")),
         (Settings(model=folder / MODEL_FILE), ("1/model.onnx", "fp32", "the file named")),
-        (Settings(model=root, variant_max_delta="0.05,AbsRel=0.001"), ("1/model.onnx", "fp32", "int8 AbsRel rise 0.0016 > 0.001")),
+        (Settings(model=root, variant_max_delta="0.05,AbsRel=0.001"),
+         ("1/model.onnx", "fp32", "int8 AbsRel rise 0.0016 > 0.001")),
     ):  # fmt: skip
         with TestClient(create_app(settings)) as client:
             info, _ = served(client)
