@@ -38,6 +38,7 @@ from service.settings import Settings
 TWO_CORES = pytest.mark.skipif(len(allowed_cores()) < 2, reason="pinning needs two cores this process may run on")
 
 
+@pytest.mark.slow
 def test_bench_tiny_writes_json_markdown_and_plot(tiny_model, tmp_path):
     out = tmp_path / "results"
     assert main(["--model", str(tiny_model / "1"), "--tiny", "--out", str(out), "--name", "smoke"]) == 0

@@ -6,11 +6,13 @@ import os
 import subprocess
 import sys
 
+import pytest
 import torch
 
 from tests.conftest import REPO
 
 
+@pytest.mark.slow
 def test_torchrun_two_processes_train_one_model(tmp_path):
     out = tmp_path / "ddp"
     overrides = [

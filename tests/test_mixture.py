@@ -391,6 +391,7 @@ def test_real_mixture_smoke():
         assert after > 0.9 * before, (name, before, after)
 
 
+@pytest.mark.slow
 def test_torchrun_trains_a_mixture_whose_batches_lack_a_task(tmp_path):
     """Two processes on CamVid (no boxes, no depth) and KITTI (no semantics): a rank's share of a batch
     often lacks a task's labels, so that head is unused on that rank (DDP must expect it)."""

@@ -145,6 +145,7 @@ async def open_loop(url: str, body: bytes, rate: float, seconds: float, limit: i
     return report
 
 
+@pytest.mark.slow
 def test_overload_sheds_load_and_recovers_at_once(server, frames):
     body = small_jpeg(frames[0])
     single_client_rate(server.url, body, 0.5)  # warm up
@@ -356,6 +357,7 @@ def test_clients_that_disconnect_leak_nothing(server, frames):
 # ---------------------------------------------------------------------------------------------- SIGTERM
 
 
+@pytest.mark.slow
 def test_sigterm_under_load_loses_no_request(tiny_model, frames, serve):
     srv = serve({"PERCEPTION_MODEL": str(tiny_model), "PERCEPTION_MAX_QUEUE_DELAY_MS": "20"})
     body = small_jpeg(frames[2])

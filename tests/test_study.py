@@ -33,6 +33,7 @@ def test_runs_share_budget_and_seeds_and_dwa_windows_fit_the_budget():
     assert window * 3 <= base.train.steps
 
 
+@pytest.mark.slow
 def test_tiny_study_writes_table_and_plot(tmp_path):
     out = tmp_path / "study"
     overrides = ["model.input_height=96", "model.input_width=160", "train.steps=3", "train.batch_size=2",

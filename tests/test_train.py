@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 
+import pytest
 import torch
 
 from perception.train import CHECKPOINT, WEIGHTS
@@ -28,6 +29,7 @@ def test_losses_fall_and_run_folder_is_complete(tiny_run):
     assert list((tiny_run / "tensorboard").glob("events.*"))
 
 
+@pytest.mark.slow
 def test_resume_continues_from_the_checkpoint(tmp_path):
     run = train_tiny(tmp_path / "run", steps=10)
     ckpt = torch.load(run / CHECKPOINT, weights_only=True)

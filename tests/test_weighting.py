@@ -223,6 +223,7 @@ def method_overrides(name: str, **kwargs) -> list[str]:
     return [f"train.weighting='{name}'", f"train.weighting_kwargs={kwargs!r}"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(METHODS))
 def test_tiny_training_run_and_resume(name, tmp_path):
     """5 steps of the real trainer, then resume for one more: the weighting's state must carry over."""
