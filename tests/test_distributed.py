@@ -21,7 +21,7 @@ def test_torchrun_two_processes_train_one_model(tmp_path):
     ]  # fmt: skip
     command = [
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-        "-m", "perception.train", str(REPO / "configs" / "drivenet.toml"), "--out", str(out),
+        "-m", "perception.train", str(REPO / "configs" / "study.toml"), "--out", str(out),
         *[arg for o in overrides for arg in ("--set", o)],
     ]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}

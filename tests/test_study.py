@@ -38,7 +38,7 @@ def test_tiny_study_writes_table_and_plot(tmp_path):
     out = tmp_path / "study"
     overrides = ["model.input_height=96", "model.input_width=160", "train.steps=3", "train.batch_size=2",
                  "train.warmup_steps=1", "train.log_every=1", "data.workers=0", "data.train_length=16"]  # fmt: skip
-    args = ["study", str(REPO / "configs" / "drivenet.toml"), "--out", str(out), "--methods", "famo", "--seeds", "0",
+    args = ["study", str(REPO / "configs" / "study.toml"), "--out", str(out), "--methods", "famo", "--seeds", "0",
             "--eval-count", "4", "--latency-size", "160x96", "--card", str(tmp_path / "card.md"),
             *[a for o in overrides for a in ("--set", o)]]  # fmt: skip
     assert main(args) == 0
