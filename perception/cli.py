@@ -80,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--frames", type=Path, help="folder of real JPEG/PNG frames to verify on (besides random ones)")
     export.add_argument("--metrics", type=Path, help="metrics JSON (from perception eval) to carry in the metadata")
     export.add_argument("--eval-count", type=int, default=200, help="held-out synthetic frames to score (0: skip)")
+    export.add_argument("--real", default="", help="real data sets to score for the card, e.g. camvid,kitti,nuscenes")
     export.set_defaults(run=_handler("perception.export:export_command"))
     variants = commands.add_parser("export-variants", help="make FP16 and INT8 variants of a model, measure them")
     variants.add_argument("model_dir", type=Path, help="models/<name>/<version>/ holding model.onnx, or models/<name>/")

@@ -33,6 +33,20 @@ DATASETS: dict[str, str] = {
 }
 DATASET_NAMES = tuple(DATASETS)
 
+# The terms each data set's frames come under; a model card lists those of the sets its model trained on.
+LICENCES: dict[str, str] = {
+    "synthetic": "the project's own procedural world",
+    "synthdir": "the project's own procedural world",
+    "cityscapes": "Cityscapes terms of use (non-commercial)",
+    "kitti": "CC BY-NC-SA 3.0 (non-commercial)",
+    "kitti_depth": "CC BY-NC-SA 3.0 (non-commercial)",
+    "kitti_semantics": "CC BY-NC-SA 3.0 (non-commercial)",
+    "bdd100k": "BDD100K licence (non-commercial)",
+    "camvid": "CC BY-NC 4.0 (non-commercial)",
+    "camvid_lanes": "CC BY-NC 4.0 (non-commercial)",
+    "nuscenes": "CC BY-NC-SA 4.0 (non-commercial)",
+}
+
 REALDATA_ENV = "PERCEPTION_REALDATA"
 # Where each layout sits under the real-data folder, for names opened without a root.
 DEFAULT_ROOTS: dict[str, str] = {

@@ -14,11 +14,13 @@ import cv2
 import numpy as np
 import onnx
 
-from perception.card import gflops, render, training_summary, write_section
+from perception.card import gflops, real_frames, render, training_summary, write_section
 from perception.classes import DETECTION_CLASSES, SEGMENTATION_CLASSES, SEGMENTATION_PALETTE
 from perception.config import Config
 from perception.contract import CHECKSUM_FILE, MODEL_FILE, Letterbox, ModelMetadata, sha256, write_checksum
+from perception.data.registry import default_root
 from perception.evaluate import evaluate, held_out_samples, onnx_predictor
+from perception.evaluate.protocols import protocol_for
 from perception.export.graph import build_graph
 from perception.export.verify import verify
 from perception.machine import hardware
@@ -46,10 +48,12 @@ def export_model(
     metrics: dict | None = None,
     command: str = "",
     eval_count: int = 0,
+    real: tuple[str, ...] = (),
 ) -> dict:
     """Export, verify and write the model folder (model, checksum, weights, config, card); with
     ``eval_count``, score the exported file on that many held-out synthetic frames and carry the
-    headline figures in its metadata. Returns the verification report."""
+    headline figures in its metadata; with ``real``, score it on those real data sets too (the card's
+    "Real frames" section, ``metrics-real.json``). Returns the verification report."""
     net, config = load_trained(weights)
     cfg = config.model
     metadata = model_metadata(config, out.name, metrics or {})
@@ -78,6 +82,11 @@ def export_model(
         onnx.save_model(model, out / MODEL_FILE)
         write_checksum(out / MODEL_FILE)
     write_model_card(net, config, out, scores, weights, command)
+    if real:
+        results = evaluate_real(out / MODEL_FILE, real)
+        (out / "metrics-real.json").write_text(json.dumps(results, indent=2))
+        if results:
+            write_section(out / "card.md", "real", real_frames(results))
     return report
 
 
@@ -116,6 +125,26 @@ def evaluate_exported(model_path: Path, count: int) -> dict:
     return metrics
 
 
+def evaluate_real(model_path: Path, datasets: tuple[str, ...]) -> dict[str, dict]:
+    """The exported file scored on each real data set (its default folder, its protocol's split, every
+    frame); a set whose folder is missing is left out, with a message."""
+    predict, height, width = onnx_predictor(model_path)
+    results = {}
+    for name in datasets:
+        protocol = protocol_for(name)
+        try:
+            default_root(name)
+        except FileNotFoundError as error:
+            print(f"real evaluation: {name} left out: {error}", file=sys.stderr)
+            continue
+        samples = held_out_samples(name, None, protocol.split, 10**6, height, width)  # every frame of the split
+        metrics = evaluate(predict, samples, protocol=protocol)
+        metrics["data"] = {"dataset": name, "split": protocol.split, "resolution": [height, width]}
+        metrics["data"]["protocol"] = protocol.name
+        results[name] = metrics
+    return results
+
+
 def write_model_card(net: MultiTaskNet, config: Config, out: Path, metrics: dict, weights: Path, command: str) -> None:
     cfg = config.model
     facts = {
@@ -134,7 +163,8 @@ def write_model_card(net: MultiTaskNet, config: Config, out: Path, metrics: dict
 def export_command(args: argparse.Namespace) -> int:
     metrics = json.loads(args.metrics.read_text()) if args.metrics else None
     command = " ".join(["perception", *sys.argv[1:]])
-    report = export_model(args.checkpoint, args.out, args.frames, metrics, command, eval_count=args.eval_count)
+    real = tuple(name for name in args.real.split(",") if name)
+    report = export_model(args.checkpoint, args.out, args.frames, metrics, command, args.eval_count, real)
     print(json.dumps(report, indent=2))
     print(f"wrote {args.out / MODEL_FILE}")
     return 0
