@@ -371,6 +371,11 @@ def test_ablation_arms_differ_only_in_sources_and_augment():
     ]
     assert configs[0].data.augment == Config().data.augment  # arm 1: the baseline's colour jitter
     assert all(c.data.augment == configs[1].data.augment != configs[0].data.augment for c in configs[2:])
+    # arm 3 is the backbone A/B's winning arm: one run serves both tables
+    a_b = load_config(REPO / "configs" / "backbone" / "lite0-imagenet.toml").to_dict()
+    arm_3 = configs[2].to_dict()
+    del a_b["name"], arm_3["name"]
+    assert arm_3 == a_b
 
 
 # --- the real frames beside the repository (skipped without them) -----------------------------------------
@@ -384,7 +389,8 @@ def test_real_mixture_smoke():
         i = int(np.flatnonzero(source.source_of == k)[0])
         sample = source[i]
         assert sample.extras["source"] == spec.dataset
-        assert transform(sample, np.random.default_rng(i)).size == (384, 640)
+        size = (config.model.input_height, config.model.input_width)
+        assert transform(sample, np.random.default_rng(i)).size == size
         seen[spec.dataset] = sample
     for name in ("kitti", "nuscenes"):  # LiDAR returns survive the letterbox (not thinned by sampling)
         sample = seen[name]
