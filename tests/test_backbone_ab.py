@@ -31,4 +31,3 @@ def test_the_arms_differ_only_in_the_backbone_and_its_start():
     # the real frames the arms are judged on beyond CamVid val stay out of training
     sources = configs["lite0-imagenet"].data.training_sources()
     assert [(s.dataset, s.split) for s in sources if s.dataset != "synthetic"] == [("camvid", "train")]
-
