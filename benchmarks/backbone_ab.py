@@ -32,8 +32,7 @@ import numpy as np
 from perception.card import gflops
 from perception.config import load_config
 from perception.contract import INPUT_FOCAL, INPUT_IMAGES
-from perception.evaluate.protocols import protocol_for
-from perception.evaluate.runners import evaluate, held_out_samples, onnx_predictor
+from perception.evaluate.runners import onnx_predictor, score
 from perception.export import export_model
 from perception.export.variants import make_int8
 from perception.machine import hardware
@@ -62,11 +61,8 @@ def seconds_per_step(run: Path) -> float:
     return float(rows[-1]["time_s"]) / int(rows[-1]["step"])
 
 
-def score(model: Path, dataset: str, count: int) -> dict:
-    predict, height, width = onnx_predictor(model)
-    protocol = protocol_for(dataset)
-    samples = held_out_samples(dataset, None, protocol.split, count, height, width)
-    return evaluate(predict, samples, protocol=protocol)
+def score_file(model: Path, dataset: str, count: int | None) -> dict:
+    return score(*onnx_predictor(model), dataset, count=count)
 
 
 def latencies_ms(models: dict[str, Path], height: int, width: int, rounds: int = 7, runs: int = 10) -> dict:
@@ -123,9 +119,9 @@ def main() -> None:
                 "GFLOPs 640x384": round(gflops(net, 384, 640), 2),
                 "train s/step": round(seconds_per_step(run), 2),
                 "real": {name: headline(m, name) for name, m in real.items()},
-                "synthetic fp32": headline(score(fp32, "synthetic", args.synthetic), "synthetic"),
-                "synthetic int8": headline(score(int8, "synthetic", args.synthetic), "synthetic"),
-                "camvid int8": headline(score(int8, "camvid", 500), "camvid"),  # all 101 val frames
+                "synthetic fp32": headline(score_file(fp32, "synthetic", args.synthetic), "synthetic"),
+                "synthetic int8": headline(score_file(int8, "synthetic", args.synthetic), "synthetic"),
+                "camvid int8": headline(score_file(int8, "camvid", None), "camvid"),  # every val frame
             }
             print(f"{arm}: {json.dumps(rows[arm])}", flush=True)
         latency = latencies_ms(models, height, width)

@@ -47,6 +47,14 @@ def training_summary(run: Path) -> dict:
     return summary
 
 
+def backbone_kwargs(model: dict) -> str:
+    """The backbone's extra arguments and where its weights started, for the Model line ('' when none)."""
+    parts = [f"{key}={value}" for key, value in (model.get("backbone_kwargs") or {}).items()]
+    if model.get("pretrained"):
+        parts.append(f"started from {model['pretrained']} weights")
+    return f" ({', '.join(parts)})" if parts else ""
+
+
 def render(name: str, version: str, config: dict, metrics: dict, training: dict, facts: dict) -> str:
     lines = [
         f"# {name} {version}",
@@ -62,7 +70,7 @@ def render(name: str, version: str, config: dict, metrics: dict, training: dict,
         "",
         "## Model",
         f"- input {config['model']['input_width']}×{config['model']['input_height']}, backbone "
-        f"`{config['model']['backbone']}` {config['model']['backbone_kwargs']}, tasks {config['model']['tasks']}",
+        f"`{config['model']['backbone']}`{backbone_kwargs(config['model'])}, tasks {config['model']['tasks']}",
         "- feature pyramid at strides 8-32; anchor-free detection head (separable convolutions) at strides "
         f"{config['model']['det_strides']}; one stride-4 decoder shared by segmentation and depth (backbone "
         "stride-4 features + pyramid stride 8), its outputs upsampled to the input size"

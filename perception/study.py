@@ -24,7 +24,7 @@ from pathlib import Path
 from perception.card import write_section
 from perception.config import TASKS, Config, load_config
 from perception.contract import MODEL_FILE
-from perception.evaluate import evaluate, held_out_samples, torch_predictor
+from perception.evaluate import score, torch_predictor
 from perception.export.single_task import export_random_init, multi_vs_single_task
 from perception.timing import letterboxed_frames
 from perception.train import CHECKPOINT, WEIGHTS, train
@@ -80,10 +80,8 @@ def train_and_score(name: str, config: Config, root: Path, eval_count: int) -> d
         return json.loads(result_file.read_text())
     started = time.monotonic()
     train(config, folder, resume=(folder / CHECKPOINT).exists())
-    predict, height, width = torch_predictor(folder / WEIGHTS)
-    samples = held_out_samples(config.data.dataset, Path(config.data.root) if config.data.root else None,
-                               "test", eval_count, height, width)  # fmt: skip
-    metrics = evaluate(predict, samples)
+    root = Path(config.data.root) if config.data.root else None
+    metrics = score(*torch_predictor(folder / WEIGHTS), config.data.dataset, root, "test", eval_count)
     with (folder / "metrics.csv").open() as f:
         last = list(csv.DictReader(f))[-1]
     elapsed = float(last.get("elapsed_s") or time.monotonic() - started)

@@ -10,7 +10,7 @@ resolution over the classes they label, with their own merges, box-height and de
 - ``protocols``: the ``Protocol`` of each data set, declared in one table;
 - ``metrics``: the ``Evaluator`` and the Markdown table;
 - ``reference``: the PyTorch twin of the exported graph (network, torchvision NMS, packing);
-- ``runners``: predictors for an ONNX file or a torch checkpoint, held-out samples, ``evaluate``;
+- ``runners``: predictors for an ONNX file or a torch checkpoint, held-out samples, ``evaluate``, ``score``;
 - ``periodic``: the trainer's quick evaluation every ``train.eval_every`` steps;
 - ``command``: the ``perception eval`` entry.
 
@@ -29,6 +29,7 @@ from perception.evaluate.runners import (
     letterboxed,
     onnx_predictor,
     run_onnx,
+    score,
     to_source,
     torch_predictor,
 )
@@ -52,6 +53,7 @@ __all__ = [
     "protocol_for",
     "reference_outputs",
     "run_onnx",
+    "score",
     "to_source",
     "torch_predictor",
 ]

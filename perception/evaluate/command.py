@@ -9,7 +9,7 @@ import json
 from perception.contract import resolve_model_path
 from perception.evaluate.metrics import markdown_table
 from perception.evaluate.protocols import SYNTHETIC, Protocol, protocol_for
-from perception.evaluate.runners import evaluate, held_out_samples, onnx_predictor, torch_predictor
+from perception.evaluate.runners import onnx_predictor, score, torch_predictor
 
 
 def report(metrics: dict, protocol: Protocol) -> str:
@@ -27,14 +27,8 @@ def eval_command(args: argparse.Namespace) -> int:
     model = resolve_model_path(args.model)  # a model folder means its newest version, as the service picks it
     predictor_of = onnx_predictor if model.suffix == ".onnx" else torch_predictor
     predict, height, width = predictor_of(model)
-    protocol = protocol_for(args.dataset)
-    split = args.split or protocol.split
-    samples = held_out_samples(args.dataset, args.root, split, args.count, height, width)
-    metrics = evaluate(predict, samples, protocol=protocol)
-    metrics["data"] = {"dataset": args.dataset, "split": split, "resolution": [height, width]}
-    if protocol is not SYNTHETIC:
-        metrics["data"]["protocol"] = protocol.name
-    table = report(metrics, protocol)
+    metrics = score(predict, height, width, args.dataset, args.root, args.split, args.count)
+    table = report(metrics, protocol_for(args.dataset))
     print(table)
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)

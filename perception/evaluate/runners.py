@@ -1,7 +1,7 @@
 """Running a model over held-out frames: a predictor for an exported ONNX file or a torch
 checkpoint (both return the contract's outputs), the held-out samples letterboxed exactly as the
 service letterboxes frames, and ``evaluate``, which feeds one to the other and scores the answers
-under the data set's ``Protocol``."""
+under the data set's ``Protocol``; ``score`` does all three for one held-out split."""
 
 from __future__ import annotations
 
@@ -132,11 +132,34 @@ def letterboxed(original: Sample, height: int, width: int, at_source: bool) -> S
 
 
 def held_out_samples(
-    dataset: str, root: Path | None, split: str, count: int, height: int, width: int, seed: int = 0
+    dataset: str, root: Path | None, split: str, count: int | None, height: int, width: int, seed: int = 0
 ) -> Iterator[Sample]:
-    """The first ``count`` samples of a held-out split, letterboxed to the model input (with their
-    source frames when the data set's protocol scores at the source resolution)."""
-    source = open_dataset(dataset, root, split, length=count, size=(height, width), seed=seed)
+    """The first ``count`` samples of a held-out split (every one when ``count`` is None), letterboxed
+    to the model input (with their source frames when the data set's protocol scores at the source
+    resolution)."""
+    length = {} if count is None else {"length": count}  # the procedural world's length; real sets have theirs
+    source = open_dataset(dataset, root, split, size=(height, width), seed=seed, **length)
     at_source = protocol_for(dataset).at_source
-    for i in range(min(count, len(source))):
+    for i in range(len(source) if count is None else min(count, len(source))):
         yield letterboxed(source[i], height, width, at_source)
+
+
+def score(
+    predict: Predictor,
+    height: int,
+    width: int,
+    dataset: str,
+    root: Path | None = None,
+    split: str | None = None,
+    count: int | None = None,
+) -> dict:
+    """``predict`` scored on ``dataset`` under its protocol: the protocol's split unless ``split`` names
+    another, the first ``count`` frames (every frame when None). The metrics carry a ``data`` record
+    (data set, split, resolution and, for a real set, the protocol's name)."""
+    protocol = protocol_for(dataset)
+    split = split or protocol.split
+    metrics = evaluate(predict, held_out_samples(dataset, root, split, count, height, width), protocol=protocol)
+    metrics["data"] = {"dataset": dataset, "split": split, "resolution": [height, width]}
+    if protocol is not SYNTHETIC:
+        metrics["data"]["protocol"] = protocol.name
+    return metrics

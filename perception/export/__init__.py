@@ -19,8 +19,7 @@ from perception.classes import DETECTION_CLASSES, SEGMENTATION_CLASSES, SEGMENTA
 from perception.config import Config
 from perception.contract import CHECKSUM_FILE, MODEL_FILE, Letterbox, ModelMetadata, sha256, write_checksum
 from perception.data.registry import default_root
-from perception.evaluate import evaluate, held_out_samples, onnx_predictor
-from perception.evaluate.protocols import protocol_for
+from perception.evaluate import onnx_predictor, score
 from perception.export.graph import build_graph
 from perception.export.verify import verify
 from perception.machine import hardware
@@ -119,29 +118,21 @@ def headline(metrics: dict) -> dict:
 
 def evaluate_exported(model_path: Path, count: int) -> dict:
     """``count`` held-out synthetic test frames scored on the exported file."""
-    predict, height, width = onnx_predictor(model_path)
-    metrics = evaluate(predict, held_out_samples("synthetic", None, "test", count, height, width))
-    metrics["data"] = {"dataset": "synthetic", "split": "test", "resolution": [height, width]}
-    return metrics
+    return score(*onnx_predictor(model_path), "synthetic", split="test", count=count)
 
 
 def evaluate_real(model_path: Path, datasets: tuple[str, ...]) -> dict[str, dict]:
     """The exported file scored on each real data set (its default folder, its protocol's split, every
     frame); a set whose folder is missing is left out, with a message."""
-    predict, height, width = onnx_predictor(model_path)
+    predictor = onnx_predictor(model_path)
     results = {}
     for name in datasets:
-        protocol = protocol_for(name)
         try:
             default_root(name)
         except FileNotFoundError as error:
             print(f"real evaluation: {name} left out: {error}", file=sys.stderr)
             continue
-        samples = held_out_samples(name, None, protocol.split, 10**6, height, width)  # every frame of the split
-        metrics = evaluate(predict, samples, protocol=protocol)
-        metrics["data"] = {"dataset": name, "split": protocol.split, "resolution": [height, width]}
-        metrics["data"]["protocol"] = protocol.name
-        results[name] = metrics
+        results[name] = score(*predictor, name)
     return results
 
 
