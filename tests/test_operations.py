@@ -145,6 +145,7 @@ def test_roll_out_switches_and_refuses_broken_models(server, models_dir):
     assert metric(server.url, "perception_model_rollouts_total", result="refused") >= 2
 
 
+@pytest.mark.slow
 def test_sigterm_drains_accepted_requests(tiny_model, frames, serve):
     # every frame waits out a 3 s window (an idle frame would start at once), so SIGTERM finds six queued
     srv = serve({"PERCEPTION_MODEL": str(tiny_model), "PERCEPTION_MAX_QUEUE_DELAY_MS": "3000",
@@ -163,6 +164,7 @@ def test_sigterm_drains_accepted_requests(tiny_model, frames, serve):
     assert srv.process.wait(30) in (0, -signal.SIGTERM)
 
 
+@pytest.mark.slow
 def test_watched_folder_rolls_out_new_versions_and_skips_broken_ones(tiny_model, tmp_path, serve):
     root = tmp_path / "tiny"
     shutil.copytree(tiny_model / "1", root / "1")

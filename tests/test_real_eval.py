@@ -169,6 +169,7 @@ def test_eval_every_is_a_config_key_again_and_eval_sets_are_checked():
         parse_eval_sets([{"dataset": "camvid", "splt": "val"}])
 
 
+@pytest.mark.slow
 def test_periodic_evaluation_writes_its_columns_and_skips_absent_data_with_one_warning(tmp_path):
     pytest.importorskip("torch", reason="training needs the train extra")
     sets = "[{'dataset': 'synthetic', 'split': 'val', 'count': 2}, {'dataset': 'camvid', 'root': '/nonexistent'}]"

@@ -228,6 +228,7 @@ def with_metadata(model: onnx.ModelProto, props: dict[str, str]) -> onnx.ModelPr
     return model
 
 
+@pytest.mark.slow
 def test_mismatched_or_corrupt_models_are_refused_and_the_old_one_keeps_serving(tiny_model, frames, tmp_path, serve):
     models = tmp_path / "tiny"
     shutil.copytree(tiny_model / "1", models / "1")
@@ -300,6 +301,7 @@ def raw_request(url: str, head: bytes, body: bytes, send_fraction: float, wait_s
             time.sleep(wait_s)
 
 
+@pytest.mark.slow
 def test_clients_that_disconnect_leak_nothing(server, frames):
     body = frames[1].read_bytes()
     head = (

@@ -48,6 +48,7 @@ def fuzz(operation, mode: GenerationMode, key: dict[str, str], seen: Counter):
     return check
 
 
+@pytest.mark.slow
 def test_every_answer_conforms_to_the_openapi_document(server):
     schema = schemathesis.openapi.from_url(server.url + "/openapi.json")
     statuses: dict[str, Counter] = {}

@@ -208,6 +208,7 @@ def test_the_lock_pins_the_whole_serving_install():
     assert "torch" not in names  # the serving side never installs torch
 
 
+@pytest.mark.slow
 def test_locked_dependencies_have_no_known_vulnerabilities():
     """pip-audit over requirements/serve.lock, against PyPI's vulnerability data (needs the network).
     When the data cannot be had, the test says so (skip, or failure with PERCEPTION_REQUIRE_AUDIT=1):

@@ -82,6 +82,7 @@ def test_splits_disjoint():
         SyntheticDataset("train", len(SPLIT_SEEDS["train"]) + 1)
 
 
+@pytest.mark.slow
 def test_boxes_are_tight_around_visible_instance_pixels():
     for s in all_samples():
         inst = s.extras["instance"]

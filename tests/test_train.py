@@ -40,6 +40,7 @@ def test_resume_continues_from_the_checkpoint(tmp_path):
     assert steps == sorted(steps) and steps[-1] == 20 and steps.count(10) == 1
 
 
+@pytest.mark.slow
 def test_fine_tune_starts_from_given_weights(tiny_run, tmp_path):
     run = train_tiny(tmp_path / "ft", steps=5, init=tiny_run / WEIGHTS, extra=["train.lr=1e-9", "train.ema_decay=0.0"])
     config = json.loads((run / "config.json").read_text())
@@ -51,6 +52,7 @@ def test_fine_tune_starts_from_given_weights(tiny_run, tmp_path):
     torch.testing.assert_close(after[key], before[key], atol=1e-4, rtol=1e-3)
 
 
+@pytest.mark.slow
 def test_samples_with_only_boxes_train_detection_alone(tmp_path):
     run = train_tiny(tmp_path / "boxes", steps=10, dataset_kwargs={"labels": "boxes"})
     rows = read_metrics(run)
@@ -58,6 +60,7 @@ def test_samples_with_only_boxes_train_detection_alone(tmp_path):
     assert float(rows[-1]["det_box"]) > 0
 
 
+@pytest.mark.slow
 def test_a_stride_4_detection_level_fine_tunes_from_a_model_without_it(tiny_run, tmp_path):
     """A model trained without the stride-4 level fine-tunes into one with it: every tensor it had
     loads unchanged, only the new level's head starts fresh, and it trains."""

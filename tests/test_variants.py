@@ -105,6 +105,7 @@ def test_int8_is_quantized_and_close_to_fp32(variants, inputs):
     assert np.median(depth_rel(out[OUTPUT_DEPTH], ref[OUTPUT_DEPTH])) <= 0.08
 
 
+@pytest.mark.slow
 def test_compare_variants_writes_report_and_card(variants):
     from perception.export.variants import compare_variants
 

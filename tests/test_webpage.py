@@ -50,6 +50,7 @@ def wait_for_answer(page) -> str:
     return page.text_content("#status")
 
 
+@pytest.mark.slow
 def test_page_draws_the_answer(page, frames, bundled_server):
     page.set_input_files("#file", str(frames[0]))
     status = wait_for_answer(page)
