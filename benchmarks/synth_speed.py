@@ -47,7 +47,10 @@ def main() -> None:
     cpu = (time.process_time() - t1) / min(args.frames, 50)
 
     boxes = sum(len(f.boxes) for f in frames) / len(frames)
+    sunny = sum(s.lighting.shadows for s in scenes) / len(scenes)
+    bonnet = sum(s.bonnet is not None for s in scenes) / len(scenes)
     print(f"synthetic world at {args.width}x{args.height}, {args.frames} frames, {boxes:.1f} boxes/frame")
+    print(f"  {sunny:.0%} of the frames with sun shadows, {bonnet:.0%} with the ego vehicle's bonnet")
     print("  per frame (best round, CPU time): " + ", ".join(f"{k} {v * 1e3:.2f} ms" for k, v in best.items()))
     print(f"  SyntheticDataset.__getitem__: {cpu * 1e3:.2f} ms CPU, {wall * 1e3:.2f} ms wall")
     print(f"frames/s per core: {1.0 / best['total']:.1f}")

@@ -6,6 +6,7 @@ import json
 from dataclasses import replace
 from functools import cache
 
+import cv2
 import numpy as np
 import pytest
 
@@ -16,6 +17,8 @@ from perception.data.synthetic import scene as sc
 from perception.data.synthetic.export import write_dataset
 
 SMALL = {"height": 96, "width": 160}
+MID = {"height": 192, "width": 320}
+GROUND = [seg_index(n) for n in ("road", "lane_marking", "sidewalk", "terrain")]
 ALLOWED = {  # semantic classes an instance's pixels may carry
     "car": {"vehicle"},
     "truck": {"vehicle"},
@@ -54,7 +57,7 @@ def test_sample_types():
     assert s.extras["instance"].dtype == np.int32
     assert s.extras["truncation"].shape == s.extras["occlusion"].shape == (n,)
     assert s.extras["source"] == "synthetic" and s.extras["id"] == "train-s0-0000001"
-    assert s.semantic.max() < len(SEGMENTATION_CLASSES) and IGNORE_INDEX not in s.semantic
+    assert set(np.unique(s.semantic).tolist()) <= set(range(len(SEGMENTATION_CLASSES))) | {IGNORE_INDEX}
     assert isinstance(s.camera, Camera) and s.camera.height_m > 1.0
 
 
@@ -102,8 +105,10 @@ def test_semantics_agree_with_instances_and_depth():
         sky = s.semantic == seg_index("sky")
         assert (s.depth[sky] == 0).all()
         assert (s.depth >= 0).all() and s.depth.max() <= 200.0
-        # Every pixel that is not sky has a depth unless it is beyond the 200 m range.
-        assert (s.depth[~sky] > 0).mean() > 0.9
+        bonnet = s.semantic == IGNORE_INDEX  # the ego vehicle's bonnet: no depth, no instance
+        assert (s.depth[bonnet] == 0).all() and (inst[bonnet] == 0).all()
+        # Every other pixel that is not sky has a depth unless it is beyond the 200 m range.
+        assert (s.depth[~sky & ~bonnet] > 0).mean() > 0.9
 
 
 def analytic_ground_depth(camera: Camera, height: int, width: int) -> np.ndarray:
@@ -141,6 +146,7 @@ def two_car_scene(width: int = 320, height: int = 192) -> sc.Scene:
         sc.place(sc.car(rng), 4.0, 4.5, 0.0),
     ]
     scene.effects.fog_density = 0.0
+    scene.bonnet = None
     return scene
 
 
@@ -186,7 +192,7 @@ def test_variety_over_fifty_frames():
     assert set(labels.tolist()) == set(range(len(DETECTION_CLASSES)))
     assert {"curve", "crossing", "t_junction", "straight"} <= kinds
     present = set(np.concatenate([np.unique(s.semantic) for s in samples]).tolist())
-    assert present == set(range(len(SEGMENTATION_CLASSES)))
+    assert present - {IGNORE_INDEX} == set(range(len(SEGMENTATION_CLASSES)))
     focal = [s.camera.fx for s in samples]
     assert max(focal) / min(focal) > 1.5
     brightness = [s.image.mean() for s in samples]
@@ -279,3 +285,168 @@ def test_things_beside_the_camera_are_clipped_not_dropped():
 def box_of(mask: np.ndarray) -> list[int]:
     ys, xs = np.nonzero(mask)
     return [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]
+
+
+# ----------------------------------------------------------------------------------------------
+# Sun shadows and the ego vehicle's bonnet: they change the image only / occlude exactly.
+
+LABEL_FIELDS = ("semantic", "depth", "instance", "boxes", "labels", "truncation", "occlusion")
+
+
+def scenes_where(keep, count: int, split: str = "train") -> list[sc.Scene]:
+    """The first ``count`` scenes of ``split`` (at MID size) for which ``keep(scene)`` holds."""
+    found, index = [], 0
+    while len(found) < count:
+        scene = make_scene(split, index, **MID)
+        if keep(scene):
+            found.append(scene)
+        index += 1
+    return found
+
+
+def no_shadows(scene: sc.Scene) -> sc.Scene:
+    return replace(scene, lighting=replace(scene.lighting, shadows=False))
+
+
+def luminance(image: np.ndarray) -> np.ndarray:
+    return image.astype(np.float64) @ np.array([0.299, 0.587, 0.114])
+
+
+def test_shadows_only_on_sunny_frames():
+    scenes = [make_scene("train", i, **SMALL) for i in range(80)]
+    assert 10 < sum(not s.lighting.shadows for s in scenes) < 40  # overcast: about 30 %
+    for s in scenes:  # overcast skies weaken the sun to at most 0.15, clear ones to at least 0.35
+        assert s.lighting.shadows == (s.lighting.sun_strength > 0.25)
+
+
+def test_sun_shadows_change_the_image_only():
+    darkened = 0
+    for scene in scenes_where(lambda s: s.lighting.shadows and len(s.things) > 10, 6):
+        on, off = render(scene), render(no_shadows(scene))
+        for key in LABEL_FIELDS:
+            np.testing.assert_array_equal(getattr(on, key), getattr(off, key), err_msg=key)
+        # Only the ground darkens (and the bonnet, which mirrors it); pixels far from both (blur spreads a
+        # little) stay the same.
+        ground = np.isin(on.semantic, GROUND).astype(np.uint8)
+        near_ground = cv2.dilate(ground | (on.semantic == IGNORE_INDEX), np.ones((13, 13), np.uint8)) > 0
+        np.testing.assert_array_equal(on.image[~near_ground], off.image[~near_ground])
+        assert (on.image.astype(int) <= off.image.astype(int) + 1).all()  # shadows never brighten
+        shadow = (luminance(off.image) - luminance(on.image) > 12) & (ground > 0)
+        darkened += shadow.sum()
+        if shadow.sum() > 200:  # sky-lit shade is bluer than sunlit ground
+            ratio = (on.image[shadow].astype(float) + 1) / (off.image[shadow].astype(float) + 1)
+            assert ratio[:, 2].mean() > ratio[:, 0].mean() + 0.02
+    assert darkened > 2000
+
+
+def test_sun_shadow_depth_follows_the_light():
+    """In full shadow the ground keeps only the sky's light: 1 - sun / (ambient + sun) of it."""
+    scene = scenes_where(lambda s: s.lighting.shadows and s.lighting.dusk < 0.3 and len(s.things) > 10, 1)[0]
+    scene.effects = replace(
+        scene.effects, noise_sigma=0.0, blur_sigma=0.0, motion_blur=0, vignette=0.0, fog_density=0.0
+    )
+    scene.bonnet = None
+    light = scene.lighting
+    direct = light.sun_strength * light.sun[1]
+    expected = 1.0 - direct / (light.ambient + direct)
+    on, off = render(scene), render(no_shadows(scene))
+    road = (on.semantic == seg_index("road")) & (luminance(off.image) > 40)
+    ratio = luminance(on.image)[road] / luminance(off.image)[road]
+    full = np.abs(ratio - expected) < 0.03
+    assert full.sum() > 300, (expected, np.percentile(ratio, [1, 10, 50]))
+    assert ratio.min() > expected - 0.05  # nothing darker than a full shadow
+
+
+def pole_scene(sun_azimuth: float) -> sc.Scene:
+    """One 8 m pole 15 m ahead in an otherwise empty sunny scene, the sun 35 degrees up at ``sun_azimuth``."""
+    scene = scenes_where(lambda s: s.lighting.shadows and s.lighting.dusk < 0.3, 1)[0]
+    elevation = np.deg2rad(35.0)
+    sun = (np.cos(elevation) * np.sin(sun_azimuth), np.sin(elevation), np.cos(elevation) * np.cos(sun_azimuth))
+    scene.lighting = replace(scene.lighting, sun=tuple(float(c) for c in sun))
+    scene.things = [sc.Thing(-1, 0.0, 15.0, 0.0, [sc.pole(0.0, 0.0, 8.0, 0.4, (120.0, 120.0, 120.0))])]
+    scene.effects = replace(scene.effects, fog_density=0.0)
+    scene.bonnet = None
+    return scene
+
+
+def test_shadows_fall_away_from_the_sun():
+    for azimuth, side in ((np.pi / 2, -1), (-np.pi / 2, 1)):  # sun on the right: shadow to the left
+        scene = pole_scene(azimuth)
+        on, off = render(scene), render(no_shadows(scene))
+        shadow = (luminance(off.image) - luminance(on.image) > 8) & np.isin(on.semantic, GROUND)
+        pole_u = np.nonzero(on.semantic == seg_index("pole_sign"))[1].mean()
+        assert shadow.sum() > 50
+        assert side * (np.nonzero(shadow)[1].mean() - pole_u) > 10
+
+
+def bonnet_mask(bonnet: sc.Bonnet, height: int, width: int) -> np.ndarray:
+    """The documented bonnet outline, from scratch: rows at or below its edge."""
+    x = (np.arange(width) - bonnet.centre * width) / (width / 2)
+    edge = height * (1.0 - bonnet.top + bonnet.drop * x**2 + bonnet.tilt * x)
+    return np.arange(height)[:, None] >= edge[None, :]
+
+
+def assert_boxes_tight(frame) -> None:
+    for i, box in enumerate(frame.boxes):
+        np.testing.assert_array_equal(box, box_of(frame.instance == i + 1))
+
+
+def test_bonnet_is_ignored_and_occludes_exactly():
+    bonnets = scenes_where(lambda s: s.bonnet is not None, 8)
+    shrunk = 0
+    for scene in bonnets:
+        on, off = render(scene), render(replace(scene, bonnet=None))
+        mask = bonnet_mask(scene.bonnet, scene.height, scene.width)
+        centre = int(scene.bonnet.centre * scene.width)
+        assert 0.05 * scene.height - 1 <= mask[:, centre].sum() <= 0.15 * scene.height + 1
+        assert (on.semantic[mask] == IGNORE_INDEX).all() and (on.semantic[~mask] != IGNORE_INDEX).all()
+        assert (on.depth[mask] == 0).all() and (on.instance[mask] == 0).all()
+        np.testing.assert_array_equal(on.semantic[~mask], off.semantic[~mask])
+        np.testing.assert_array_equal(on.depth[~mask], off.depth[~mask])
+        assert_boxes_tight(on)
+        # Each box of the bonnet-free frame keeps exactly its pixels above the bonnet, or is dropped
+        # when fewer than 12 remain or a side falls under 3 px, as for any occluder.
+        kept = 0
+        for j, label in enumerate(off.labels):
+            visible = (off.instance == j + 1) & ~mask
+            ys, xs = np.nonzero(visible)
+            survives = len(ys) >= 12 and min(np.ptp(xs), np.ptp(ys)) + 1 >= 3
+            matches = [i for i in range(len(on.boxes)) if np.array_equal(on.instance == i + 1, visible)]
+            assert len(matches) == int(survives), (scene.kind, j)
+            if survives:
+                i = matches[0]
+                assert on.labels[i] == label and on.truncation[i] == off.truncation[j]
+                assert on.occlusion[i] >= off.occlusion[j] - 1e-6
+                shrunk += int(not np.array_equal(on.boxes[i], off.boxes[j]))
+                kept += 1
+        assert kept == len(on.boxes)
+    assert shrunk >= 1
+
+
+def test_bonnet_crops_a_near_car():
+    scene = two_car_scene()
+    scene.bonnet = sc.Bonnet(0.4, 0.0, 0.5, 0.0, (20.0, 20.0, 22.0), 0.8, 0.3, 0.3)  # taller than sampled ones
+    frame, free = render(scene), render(replace(scene, bonnet=None))
+    assert_boxes_tight(frame)
+    edge = int(np.ceil(scene.height * 0.6))
+    assert (frame.boxes[:, 3] <= edge).all() and (free.boxes[:, 3] > edge).any()
+    assert (frame.semantic[edge:] == IGNORE_INDEX).all() and (frame.depth[edge:] == 0).all()
+
+
+def test_bonnet_frames_vary_and_stay_in_range():
+    bonnets = [make_scene("val", i, **SMALL).bonnet for i in range(120)]
+    present = [b for b in bonnets if b is not None]
+    assert 0.12 < len(present) / len(bonnets) < 0.4  # about a quarter of the frames
+    assert all(0.05 <= b.top <= 0.15 for b in present)
+    assert len({round(b.top, 3) for b in present}) > 5
+
+
+def test_shadow_and_bonnet_frames_are_deterministic():
+    scenes = (make_scene("train", i, **MID) for i in range(100))
+    index = next(i for i, s in enumerate(scenes) if s.bonnet is not None and s.lighting.shadows)
+    a = SyntheticDataset("train", 100, **MID)[index]
+    b = SyntheticDataset("train", 100, **MID)[index]
+    for key in ("image", "semantic", "depth", "boxes", "labels"):
+        np.testing.assert_array_equal(getattr(a, key), getattr(b, key))
+    np.testing.assert_array_equal(a.extras["instance"], b.extras["instance"])
+    assert (a.semantic == IGNORE_INDEX).any()

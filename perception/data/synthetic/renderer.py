@@ -1,8 +1,8 @@
 """Rendering a :class:`~.scene.Scene` to an image and exact labels.
 
 Every pixel gets one *material code*: 0 sky, 1..7 ground materials (ordered by priority, so two
-roads combine with a maximum), and ``FACE0 + 6 * part + face`` for a box face. Labels, colour and
-depth are all looked up from that one code map, so they cannot disagree.
+roads combine with a maximum), 8 the ego vehicle's bonnet and ``FACE0 + 6 * part + face`` for a box
+face. Labels, colour and depth are all looked up from that one code map, so they cannot disagree.
 
 - Ground: inverse depth on the ground plane is affine in (u, v) (see :mod:`.geometry`); from it come
   the world position of every ground pixel and, from the road's lateral offset and arc length, the
@@ -13,8 +13,12 @@ depth are all looked up from that one code map, so they cannot disagree.
 - Boxes of things come from their visible pixels (pixel-edge convention: a box (x1, y1, x2, y2)
   covers columns x1 .. x2 - 1); occlusion = 1 - visible / own pixels in the image; truncation =
   1 - (projected hull inside the image) / (whole projected hull).
+- Bonnet: on some frames the ego vehicle's bonnet covers the bottom rows after the things are drawn,
+  so it occludes them like any nearer surface: semantic IGNORE_INDEX, depth 0, no instance.
 - Image: albedo x lighting per code, world-space ground texture, screen-space texture, sky gradient
-  and clouds, fog by depth, vignetting, sensor noise and blur. JPEG is applied by the caller.
+  and clouds, sun shadows cast on the ground (each box's corners projected along the sun onto the
+  ground, their convex hull filled, softened), fog by depth, vignetting, sensor noise and blur. JPEG
+  is applied by the caller. Shadows and the bonnet's paint change colours only, never a code.
 """
 
 from __future__ import annotations
@@ -27,30 +31,34 @@ from itertools import pairwise
 import cv2
 import numpy as np
 
-from perception.classes import seg_index
+from perception.classes import IGNORE_INDEX, seg_index
 from perception.data.sample import Camera
 from perception.data.synthetic.geometry import ground_inverse_depth, level_to_camera, pixel_to_level
 from perception.data.synthetic.scene import (
     BUS,
     CAR,
+    CYCLIST,
     DASHED_STYLES,
     DOUBLE_YELLOW,
     NONE,
+    PEDESTRIAN,
     TRUCK,
     YELLOW_STYLES,
+    Bonnet,
     Box,
     Effects,
+    Lighting,
     Road,
     Scene,
     Thing,
 )
 
-SKY, TERRAIN, GRAVEL, SIDEWALK, CURB, ROAD, WHITE, YELLOW = range(8)
-FACE0 = 8
-GROUND_SEMANTIC = [seg_index(n) for n in ("sky", "terrain", "terrain", "sidewalk", "sidewalk", "road")] + [
-    seg_index("lane_marking")
-] * 2
-GROUND_TEXTURE = [0.0, 0.35, 0.3, 0.12, 0.08, 0.16, 0.1, 0.1]
+SKY, TERRAIN, GRAVEL, SIDEWALK, CURB, ROAD, WHITE, YELLOW, BONNET = range(9)
+FACE0 = 9
+# Semantics of the codes below FACE0: sky, the ground materials, the bonnet (ignored, as real data sets do).
+GROUND_SEMANTIC = [seg_index(n) for n in ("sky", "terrain", "terrain", "sidewalk", "sidewalk", "road")]
+GROUND_SEMANTIC += [seg_index("lane_marking")] * 2 + [IGNORE_INDEX]
+GROUND_TEXTURE = [0.0, 0.35, 0.3, 0.12, 0.08, 0.16, 0.1, 0.1, 0.02]  # ... and the bonnet's paint
 MATERIAL_NAMES = ["sky", "terrain", "gravel", "sidewalk", "curb", "road", "white", "yellow"]
 
 VEHICLE_LABELS = (CAR, TRUCK, BUS)
@@ -58,6 +66,10 @@ MAX_DEPTH = 200.0  # metres; farther surfaces get depth 0 (invalid) but keep the
 SKY_LEVELS = 96  # quantisation of the sky gradient (hidden by noise)
 NEAR = 0.3  # things with a corner closer than this (camera z) are not drawn
 MIN_PIXELS, MIN_SIDE = 12, 3  # smaller things keep their semantics but get no box
+STACKED = (CAR, TRUCK, BUS, PEDESTRIAN, CYCLIST)  # parts piled up: one shadow (hull of all parts) per thing
+MIN_CASTER = 0.3  # metres; smaller parts of other things (signal lamps) cast no shadow of their own
+MIN_DARKNESS = 0.05  # share of the ground's light that the sun must provide for shadows to be drawn
+SHADOW_TINT = np.array([0.9, 1.0, 1.2])  # sky light in a full shadow, relative to sunlit ground (bluer)
 
 # Box corners: bit 0 -> x, bit 1 -> y, bit 2 -> z (0 = lo, 1 = hi). Faces as corner loops.
 CORNER_BITS = np.array([[(i >> 0) & 1, (i >> 1) & 1, (i >> 2) & 1] for i in range(8)], dtype=bool)
@@ -135,6 +147,7 @@ class PartGeometry:
     pc: np.ndarray  # [P, 8, 3] corners in camera coordinates
     pu: np.ndarray  # [P, 8] corners in pixels (those behind the near plane projected as if at NEAR)
     pv: np.ndarray
+    level: np.ndarray  # [P, 8, 3] corners in the level frame (see :mod:`.geometry`)
     polys: np.ndarray  # int32 [P, 6, 4, 2] face polygons in 1/16 px
     normals: np.ndarray  # [P, 6, 3] face normals, world frame
     planes: np.ndarray  # [P, 6, 3] inverse-depth coefficients of each face (see CodeTables.coef)
@@ -166,6 +179,16 @@ class Boxes:
 
 
 @dataclass(frozen=True)
+class BonnetPixels:
+    """Where the bonnet covers the frame: rows ``y0`` and below."""
+
+    y0: int
+    edge: np.ndarray  # float32 [W] :func:`bonnet_edge`
+    mask: np.ndarray  # bool [H - y0, W]
+    below: np.ndarray  # float32 [H - y0, W] rows below its edge, in units of the bonnet's height
+
+
+@dataclass(frozen=True)
 class Shading:
     """What image formation needs besides the scene."""
 
@@ -173,6 +196,8 @@ class Shading:
     tables: CodeTables
     grid: PixelGrid
     shadows: np.ndarray | None  # uint8 [H, W] contact shadows under vehicles, or None
+    sun_shadows: np.ndarray | None = None  # uint8 [H, W] cast shadows (255 full, softened edges), or None
+    bonnet: BonnetPixels | None = None
 
 
 # ----------------------------------------------------------------------------------------------
@@ -384,7 +409,7 @@ def _part_geometry(scene: Scene, grid: PixelGrid, parts: list[tuple[int, Box]]) 
     offset = (level[:, FACES[:, 0]] * nl).sum(-1)  # [P, 6]; < 0 where the face looks at the camera
     visible = offset < -1e-9
     planes = (nl @ grid.m) / np.where(visible, offset, -1.0)[..., None]
-    return PartGeometry(owner, lo, hi, pc, pu, pv, polys, nw, planes, visible.tolist())
+    return PartGeometry(owner, lo, hi, pc, pu, pv, level, polys, nw, planes, visible.tolist())
 
 
 def _code_tables(
@@ -402,6 +427,9 @@ def _code_tables(
         albedo[i] = scene.materials[name]
     shade = np.zeros(n_codes, np.float64)
     shade[1:FACE0] = light.ambient + light.sun_strength * max(light.sun[1], 0.0)
+    if scene.bonnet is not None:
+        albedo[BONNET] = scene.bonnet.rgb
+        shade[BONNET] = light.ambient + 0.6 * light.sun_strength
     tex_amp = np.zeros(n_codes, np.float32)
     tex_amp[:FACE0] = GROUND_TEXTURE
     tex_amp[SKY] = light.clouds  # the sky's texture is its clouds
@@ -552,9 +580,11 @@ def render(scene: Scene) -> Frame:
         found = Instances.empty(len(labelled))
     else:
         found = _draw_things(scene, grid, geometry, tables, raster, raw_id)
+    bonnet = _paint_bonnet(scene, grid, raster)
     boxes = _boxes(scene, raster.codes, tables.instance, labelled, found)
     shadows = _contact_shadows(scene, scene.height, scene.width)
-    image = _shade_image(scene, Shading(raster, tables, grid, shadows))
+    sun_shadows = _cast_shadows(scene, geometry, raster) if geometry is not None else None
+    image = _shade_image(scene, Shading(raster, tables, grid, shadows, sun_shadows, bonnet))
     return Frame(
         image=image,
         semantic=np.take(tables.semantic, raster.codes, mode="clip"),
@@ -630,6 +660,103 @@ def _contact_shadows(scene: Scene, height: int, width: int) -> np.ndarray | None
     return mask
 
 
+# ----------------------------------------------------------------------------------------------
+# The bonnet and sun shadows.
+
+
+def bonnet_edge(bonnet: Bonnet, height: int, width: int) -> np.ndarray:
+    """float32 [W]: the row of the bonnet's top edge in each column; pixel rows at or below it are bonnet."""
+    x = (np.arange(width, dtype=np.float32) - np.float32(bonnet.centre * width)) / np.float32(width / 2)
+    shape = np.float32(1.0 - bonnet.top) + (np.float32(bonnet.drop) * x + np.float32(bonnet.tilt)) * x
+    return np.float32(height) * shape
+
+
+def _paint_bonnet(scene: Scene, grid: PixelGrid, raster: Raster) -> BonnetPixels | None:
+    """Cover the bottom rows with the bonnet's code and depth 0; after the things, so it hides them."""
+    if scene.bonnet is None:
+        return None
+    edge = bonnet_edge(scene.bonnet, scene.height, scene.width)
+    y0 = int(np.clip(np.ceil(edge.min()), 0, scene.height))
+    if y0 >= scene.height:
+        return None
+    below = (grid.vs[y0:, None] - edge) / np.float32(scene.bonnet.top * scene.height)
+    mask = below >= 0
+    np.copyto(raster.codes[y0:], BONNET, where=mask)
+    np.copyto(raster.zbuf[y0:], np.float32(0.0), where=mask)
+    return BonnetPixels(y0, edge, mask, below)
+
+
+def _sun_darkness(light: Lighting) -> float:
+    """Share of the ground's light that comes straight from the sun, which a shadow takes away; 0
+    without direct sun."""
+    if not light.shadows or light.sun[1] <= 0.0:
+        return 0.0
+    direct = light.sun_strength * light.sun[1]
+    return direct / (light.ambient + direct)
+
+
+def _shadow_casters(scene: Scene, geometry: PartGeometry) -> list[tuple[int, int]]:
+    """Part ranges that cast one shadow each: a whole vehicle or person (its parts are piled up, so
+    the hull of their shadows is about their union), else each part of at least MIN_CASTER."""
+    owner = geometry.owner.tolist()
+    first = np.flatnonzero(np.diff(geometry.owner, prepend=-1)).tolist()
+    big = ((geometry.hi - geometry.lo).max(1) >= MIN_CASTER).tolist()
+    casters = []
+    for start, stop in pairwise([*first, len(owner)]):
+        if scene.things[owner[start]].label in STACKED:
+            casters.append((start, stop))
+        else:
+            casters.extend((pi, pi + 1) for pi in range(start, stop) if big[pi])
+    return casters
+
+
+def _near_shadow(ground: np.ndarray, cam: Camera) -> np.ndarray | None:
+    """Pixel polygon of the hull of shadow points (level frame [..., 3], on the ground) clipped at the
+    near plane; None where it lies wholly behind it."""
+    hull = cv2.convexHull(ground[..., ::2].reshape(-1, 2).astype(np.float32))[:, 0].astype(np.float64)
+    level = np.stack([hull[:, 0], np.full(len(hull), cam.height_m), hull[:, 1]], -1)
+    return _clip_near(level_to_camera(cam, level), cam)
+
+
+def _cast_shadows(scene: Scene, geometry: PartGeometry, raster: Raster) -> np.ndarray | None:
+    """uint8 [H, W]: 255 on the ground that some caster hides from the sun, softened at the edges, 0
+    elsewhere (also on everything that is not ground); None without direct sun. A caster's shadow is
+    the convex hull of its corners projected along the sun onto the ground."""
+    light, cam, height, width = scene.lighting, scene.camera, scene.height, scene.width
+    if _sun_darkness(light) < MIN_DARKNESS or raster.top >= height:
+        return None
+    sx, sy, sz = light.sun
+    up = cam.height_m - geometry.level[..., 1]  # height of each corner above the ground
+    gx, gz = geometry.level[..., 0] - up * (sx / sy), geometry.level[..., 2] - up * (sz / sy)
+    ground = np.stack([gx, np.full_like(gx, cam.height_m), gz], -1)
+    pc = level_to_camera(cam, ground)
+    z = np.maximum(pc[..., 2], NEAR)
+    pix = np.stack([cam.fx * pc[..., 0] / z + cam.cx, cam.fy * pc[..., 1] / z + cam.cy], -1)  # [P, 8, 2]
+    lo, hi = pix.min(1), pix.max(1)
+    seen = ((hi[:, 0] >= 0) & (lo[:, 0] < width) & (hi[:, 1] >= raster.top) & (lo[:, 1] < height)).tolist()
+    pix16 = np.round(pix * 16).astype(np.int32)  # 1/16 px, what fillConvexPoly takes with shift 4
+    near, behind = (pc[..., 2].min(1) < NEAR).tolist(), (pc[..., 2].max(1) < NEAR).tolist()
+    mask = np.zeros((height, width), np.uint8)
+    for start, stop in _shadow_casters(scene, geometry):
+        if all(behind[start:stop]):
+            continue
+        if any(near[start:stop]):
+            poly = _near_shadow(ground[start:stop], cam)
+            if poly is None:
+                continue
+            poly = np.round(poly * 16).astype(np.int32)
+        elif any(seen[start:stop]):
+            poly = cv2.convexHull(pix16[start:stop].reshape(-1, 2))
+        else:
+            continue
+        cv2.fillConvexPoly(mask, poly, 255, cv2.LINE_8, 4)
+    k = 2 * max(1, round(width / 320)) + 1  # penumbra: about 1 % of the width, at any resolution
+    rows, codes = mask[raster.top :], raster.codes[raster.top :]
+    rows[:] = cv2.blur(rows, (k, k))
+    np.copyto(rows, np.uint8(0), where=(codes == SKY) | (codes >= BONNET))
+    return mask
+
+
 def _truncation(points: np.ndarray, width: int, height: int) -> float:
     """Share of the convex hull of a thing's projected points that falls outside the image."""
     if len(points) < 3:
@@ -663,31 +790,38 @@ def _clip_near(corners: np.ndarray, cam: Camera) -> np.ndarray | None:
 
 
 def _shade_image(scene: Scene, shading: Shading) -> np.ndarray:
-    """Colour per code x texture x vignetting, sky gradient, fog, then sensor noise and blur.
+    """Colour per code x texture x shadows x vignetting, sky gradient, fog, the bonnet's paint, then
+    sensor noise and blur.
 
     Memory traffic dominates here, so full-colour passes are kept to a minimum: the sky gradient
     is quantised into extra colour codes, and fog and noise are grey, added in one pass.
     """
     colour = _colour_table(scene, shading.tables)
-    colour_codes = _sky_codes(shading)
+    colour_codes = _shadow_codes(shading, _sky_codes(shading))
     image = np.take(colour, colour_codes, axis=0, mode="clip")
     mult, add = _grey_gain_and_offset(scene, shading, colour_codes)
     image *= mult[..., None]
     image += add[..., None]
+    if shading.bonnet is not None:
+        _mirror_on_bonnet(image, scene.bonnet, shading.bonnet)
     image = cv2.convertScaleAbs(image)  # saturates at 255; the few slightly negative values flip sign
     return _optics(image, scene.effects)
 
 
 def _colour_table(scene: Scene, tables: CodeTables) -> np.ndarray:
     """float32 RGB of every code (albedo x shade x camera gain), then SKY_LEVELS sky colours from
-    the horizon up to the zenith."""
+    the horizon up to the zenith, then the codes below BONNET lit by the sky alone (bluer; the
+    darkening itself is a grey gain, so that shadow edges can be soft)."""
     light = scene.lighting
     wobble = 1.0 + 0.05 * np.sin(np.arange(len(tables.shade)) * 12.9898)  # fixed per-face brightness jitter
     gain = np.asarray(light.tint) * light.exposure * 1.15
     sky_gain = light.exposure / max(light.exposure, 0.6)
     levels = np.linspace(0.0, 1.0, SKY_LEVELS)[:, None]
     sky = (np.asarray(light.horizon) + (np.asarray(light.zenith) - np.asarray(light.horizon)) * levels) * sky_gain
-    return np.concatenate([tables.albedo * (tables.shade * wobble)[:, None] * gain, sky]).astype(np.float32)
+    lit = tables.albedo * (tables.shade * wobble)[:, None] * gain
+    tint = 1.0 + _sun_darkness(light) * (SHADOW_TINT - 1.0)
+    tint /= tint @ np.array([0.299, 0.587, 0.114])  # same brightness, other hue
+    return np.concatenate([lit, sky, lit[:BONNET] * tint]).astype(np.float32)
 
 
 def _sky_codes(shading: Shading) -> np.ndarray:
@@ -702,6 +836,47 @@ def _sky_codes(shading: Shading) -> np.ndarray:
         top_codes = colour_codes[:sky_rows]
         np.copyto(top_codes, level.astype(np.int32) + len(shading.tables.shade), where=top_codes == SKY)
     return colour_codes
+
+
+def _shadow_codes(shading: Shading, colour_codes: np.ndarray) -> np.ndarray:
+    """The colour codes with the ground in full sun shadow turned into its sky-lit codes
+    (``n_codes + SKY_LEVELS + code``)."""
+    if shading.sun_shadows is None:
+        return colour_codes
+    if colour_codes is shading.raster.codes:
+        colour_codes = colour_codes.copy()
+    top = shading.raster.top
+    rows = colour_codes[top:]
+    np.add(rows, len(shading.tables.shade) + SKY_LEVELS, out=rows, where=shading.sun_shadows[top:] >= 128)
+    return colour_codes
+
+
+def _bonnet_light(scene: Scene, px: BonnetPixels) -> tuple[np.ndarray, np.ndarray]:
+    """Grey gain and additive highlight over the bonnet's rows: brighter towards its edge, where the
+    paint is seen at a grazing angle, and a glossy band parallel to the edge, strongest mid-frame."""
+    bonnet, width = scene.bonnet, scene.width
+    gain = np.exp(px.below * np.float32(-2.5)) * np.float32(0.6) + np.float32(0.55)
+    x = (np.arange(width, dtype=np.float32) - np.float32(bonnet.centre * width)) / np.float32(width / 2)
+    across = np.exp(x * x * np.float32(-1.5)) * np.float32(bonnet.gloss * 70.0 * scene.lighting.exposure)
+    band = np.exp(-np.square((px.below - np.float32(bonnet.highlight)) * np.float32(10.0))) * across
+    band[~px.mask] = 0.0
+    return gain, band
+
+
+def _mirror_on_bonnet(image: np.ndarray, bonnet: Bonnet, px: BonnetPixels) -> None:
+    """Blend a blurred, upside-down copy of the scene above the bonnet's edge into its paint (in place),
+    most near the edge."""
+    height, width = image.shape[:2]
+    rows = np.arange(px.y0, height, dtype=np.float32)[:, None]
+    map_y = np.clip(px.edge - (rows - px.edge) * np.float32(2.0), 0.0, height - 1.0)
+    map_x = np.broadcast_to(np.arange(width, dtype=np.float32), map_y.shape)
+    mirror = cv2.remap(image, np.ascontiguousarray(map_x), map_y, cv2.INTER_LINEAR)
+    k = 2 * max(1, round(width / 160)) + 1
+    mirror = cv2.blur(mirror, (k, k))
+    share = np.exp(px.below * np.float32(-2.0)) * np.float32(bonnet.reflect)
+    share[~px.mask] = 0.0
+    region = image[px.y0 :]
+    region += (mirror - region) * share[..., None]
 
 
 def _texture_field(scene: Scene, raster: Raster) -> np.ndarray:
@@ -725,22 +900,35 @@ def _texture_field(scene: Scene, raster: Raster) -> np.ndarray:
 
 
 def _grey_gain_and_offset(scene: Scene, shading: Shading, colour_codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-pixel grey gain (texture, contact shadows, vignetting, fog) and offset (sensor noise, fog)."""
+    """Per-pixel grey gain (texture, contact and sun shadows, the bonnet's shading, vignetting, fog) and
+    offset (sensor noise, the bonnet's highlight, fog)."""
     raster, light, fx = shading.raster, scene.lighting, scene.effects
     height, width = raster.codes.shape
     _, noise, r2 = screen_fields(height, width)
-    tex_amp = np.concatenate([shading.tables.tex_amp, np.full(SKY_LEVELS, light.clouds, np.float32)])
+    tex_amp = shading.tables.tex_amp
+    tex_amp = np.concatenate([tex_amp, np.full(SKY_LEVELS, light.clouds, np.float32), tex_amp[:BONNET]])
     mult = np.take(tex_amp, colour_codes, mode="clip")
     mult *= _texture_field(scene, raster)
     mult += np.float32(1.0)
     if shading.shadows is not None:  # darken the ground under vehicles (the image only; labels are unaffected)
-        np.multiply(mult, np.float32(0.5), out=mult, where=(shading.shadows > 0) & (raster.codes < FACE0))
+        np.multiply(mult, np.float32(0.5), out=mult, where=(shading.shadows > 0) & (raster.codes < BONNET))
+    if shading.sun_shadows is not None:  # the sun's share of the light, less where the ground is in shadow
+        lut = 1.0 - np.arange(256, dtype=np.float32) * np.float32(_sun_darkness(light) / 255.0)
+        mult[raster.top :] *= np.take(lut, shading.sun_shadows[raster.top :])
+    bonnet = shading.bonnet
+    if bonnet is not None:
+        gain, band = _bonnet_light(scene, bonnet)
+        np.multiply(mult[bonnet.y0 :], gain, out=mult[bonnet.y0 :], where=bonnet.mask)
     if fx.vignette > 0:
         mult -= np.float32(fx.vignette) * r2
     ny, nx = fx.noise_offset
     add = noise[ny : ny + height, nx : nx + width] * np.float32(fx.noise_sigma)
+    if bonnet is not None:
+        add[bonnet.y0 :] += band
     if fx.fog_density > 0:
         keep = np.exp(np.float32(-fx.fog_density) / np.maximum(raster.zbuf, np.float32(1.0 / 400.0)))
+        if bonnet is not None:  # depth 0 means "too far" elsewhere; the bonnet is right in front
+            np.copyto(keep[bonnet.y0 :], np.float32(1.0), where=bonnet.mask)
         mult *= keep
         fog = float(np.mean(fx.fog_rgb)) * min(light.exposure * 1.1, 1.0)
         add += np.float32(fog) - np.float32(fog) * keep

@@ -1,7 +1,8 @@
 """Scene description and the random scene sampler.
 
 A :class:`Scene` is plain data: the camera, one or two roads (a crossing or T-junction adds the
-second), lighting, image effects and a list of :class:`Thing` s built from boxes. Everything is
+second), lighting, image effects, a list of :class:`Thing` s built from boxes and, on some frames,
+the ego vehicle's :class:`Bonnet`. Everything is
 sampled from one ``numpy.random.Generator``, so a frame is a pure function of its seed. Nothing here
 depends on the image size except the camera intrinsics: the same seed gives the same world at any
 resolution. Coordinates are the world frame of :mod:`.geometry` (X right, Y up, Z forward).
@@ -150,6 +151,7 @@ class Lighting:
     zenith: Rgb
     horizon: Rgb
     clouds: float
+    shadows: bool = False  # direct sun (not overcast): things cast shadows on the ground
 
 
 @dataclass
@@ -167,6 +169,22 @@ class Effects:
 
 
 @dataclass
+class Bonnet:
+    """The ego vehicle's bonnet across the bottom of the frame, in fractions of the image size (so a
+    seed gives the same bonnet at any resolution). Its top edge is the row ``height * (1 - top +
+    drop * x**2 + tilt * x)`` with x = (u - centre * width) / (width / 2)."""
+
+    top: float  # share of the image height it covers at its highest point
+    drop: float  # how much lower (share of the height) its edge is half a width away from the centre
+    centre: float  # column of its highest point, share of the width
+    tilt: float
+    rgb: Rgb  # paint
+    gloss: float  # strength of the highlight band
+    highlight: float  # distance of the band below the edge, share of the bonnet's height
+    reflect: float  # share of the scene above that its paint mirrors near the edge
+
+
+@dataclass
 class Scene:
     camera: Camera
     width: int
@@ -178,6 +196,7 @@ class Scene:
     things: list[Thing] = field(default_factory=list)
     kind: str = "straight"  # straight, curve, crossing, t_junction
     setting: str = "urban"  # urban, suburban, rural
+    bonnet: Bonnet | None = None
 
 
 # ----------------------------------------------------------------------------------------------
@@ -569,6 +588,7 @@ def sample_lighting(rng: np.random.Generator) -> Lighting:
         zenith=tuple(float(c) for c in jitter(rng, tuple(zenith), 0.08)),
         horizon=tuple(float(c) for c in jitter(rng, tuple(horizon), 0.06)),
         clouds=float(rng.uniform(0.0, 0.15)),
+        shadows=not overcast,
     )
 
 
@@ -586,6 +606,26 @@ def sample_effects(rng: np.random.Generator, lighting: Lighting) -> Effects:
         jpeg_quality=int(rng.integers(40, 96)),
         texture_offset=(int(rng.integers(0, 256)), int(rng.integers(0, 256))),
         noise_offset=(int(rng.integers(0, 64)), int(rng.integers(0, 64))),
+    )
+
+
+BONNET_COLOURS: list[Rgb] = [(18, 18, 20), (30, 32, 36), (60, 62, 66), (120, 122, 126), (200, 200, 202), (90, 20, 20)]
+
+
+def sample_bonnet(rng: np.random.Generator) -> Bonnet | None:
+    """The ego vehicle's bonnet on a quarter of the frames (mostly dark paint), else None."""
+    if rng.random() >= 0.25:
+        return None
+    colour = BONNET_COLOURS[rng.choice(len(BONNET_COLOURS), p=[0.3, 0.25, 0.15, 0.1, 0.1, 0.1])]
+    return Bonnet(
+        top=float(rng.uniform(0.05, 0.15)),
+        drop=float(rng.uniform(0.01, 0.1)),
+        centre=float(rng.uniform(0.42, 0.58)),
+        tilt=float(rng.normal(0.0, 0.006)),
+        rgb=jitter(rng, colour, 0.1),
+        gloss=float(rng.uniform(0.3, 1.0)),
+        highlight=float(rng.uniform(0.15, 0.45)),
+        reflect=float(rng.uniform(0.15, 0.4)),
     )
 
 
@@ -708,6 +748,7 @@ def sample_scene(rng: np.random.Generator, width: int, height: int) -> Scene:
     )
     crowd = float(rng.choice([0.0, 0.25, 0.7, 1.4, 2.5], p=[0.1, 0.2, 0.3, 0.25, 0.15]))
     populate(rng, scene, crowd)
+    scene.bonnet = sample_bonnet(rng)  # drawn last: every earlier draw, and so the world, is as before
     return scene
 
 
