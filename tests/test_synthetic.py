@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from copy import deepcopy
 from dataclasses import replace
 from functools import cache
 
@@ -450,3 +451,91 @@ def test_shadow_and_bonnet_frames_are_deterministic():
         np.testing.assert_array_equal(getattr(a, key), getattr(b, key))
     np.testing.assert_array_equal(a.extras["instance"], b.extras["instance"])
     assert (a.semantic == IGNORE_INDEX).any()
+
+
+# ----------------------------------------------------------------------------------------------
+# Surface detail (façade windows, foliage): drawn in each face's metres, and the image only.
+
+BUILDING, VEGETATION = seg_index("building"), seg_index("vegetation")
+
+
+def without_surfaces(scene: sc.Scene) -> sc.Scene:
+    bare = deepcopy(scene)
+    for thing in bare.things:
+        for part in thing.parts:
+            part.surface = None
+    return bare
+
+
+def test_surface_detail_changes_the_image_only():
+    changed = {BUILDING: 0, VEGETATION: 0}
+    for scene in scenes_where(lambda s: s.setting == "urban" and len(s.things) > 10, 4):
+        scene.effects = replace(scene.effects, blur_sigma=0.0, motion_blur=0)  # which spread colours far
+        on, off = render(scene), render(without_surfaces(scene))
+        for key in LABEL_FIELDS:
+            np.testing.assert_array_equal(getattr(on, key), getattr(off, key), err_msg=key)
+        detail = np.isin(on.semantic, [BUILDING, VEGETATION, IGNORE_INDEX]).astype(np.uint8)  # the bonnet mirrors
+        near = cv2.dilate(detail, np.ones((3, 3), np.uint8)) > 0  # anti-aliased face edges
+        np.testing.assert_array_equal(on.image[~near], off.image[~near])
+        differs = np.abs(luminance(on.image) - luminance(off.image)) > 12
+        for cls in changed:
+            changed[cls] += (differs & (on.semantic == cls)).sum()
+    assert changed[BUILDING] > 5000 and changed[VEGETATION] > 1000, changed
+
+
+def facade_scene(facade: sc.Facade, distance: float = 14.0) -> tuple[sc.Scene, float]:
+    """One building straight ahead, its wall facing the camera ``distance`` m away and starting at world
+    X = left; nothing else, no noise, blur, fog or vignetting, level camera."""
+    scene = make_scene("train", 0, height=384, width=640)
+    scene.camera = replace(scene.camera, pitch_rad=0.02, roll_rad=0.0)
+    scene.bonnet = None
+    scene.effects = replace(
+        scene.effects, fog_density=0.0, noise_sigma=0.0, blur_sigma=0.0, motion_blur=0, vignette=0.0
+    )
+    scene.lighting = replace(scene.lighting, shadows=False)
+    length, depth, height, left = 30.0, 8.0, 12.0, -15.0
+    wall = sc.Box((-depth / 2, 0.0, -length / 2), (depth / 2, height, length / 2), sc.S_BUILDING, (150, 150, 150))
+    wall.texture, wall.surface = 0.0, facade
+    # Turned by 90°: the thing's +x face looks at the camera, its z axis runs along world X.
+    scene.things = [sc.place(sc.Thing(-1, 0.0, 0.0, 0.0, [wall]), left + length / 2, distance + depth / 2, np.pi / 2)]
+    return scene, left
+
+
+def test_windows_sit_where_the_facade_puts_them_in_metres():
+    facade = sc.Facade(floor_m=3.0, column_m=2.0, width=0.5, height=0.5, glass=0.3, spread=0.0)
+    scene, left = facade_scene(facade)
+    on, off = render(scene), render(without_surfaces(scene))
+    wall = (on.semantic == BUILDING) & (on.depth > 0)
+    assert wall.sum() > 50_000
+    # Each wall pixel's world point from the documented camera model, computed from scratch.
+    cam = scene.camera
+    p = cam.pitch_rad
+    rot_pitch = np.array([[1, 0, 0], [0, np.cos(p), np.sin(p)], [0, -np.sin(p), np.cos(p)]])
+    v, u = np.nonzero(wall)
+    rays = np.stack([(u - cam.cx) / cam.fx, (v - cam.cy) / cam.fy, np.ones_like(u, dtype=float)], -1)
+    level = (rays @ rot_pitch.T) * on.depth[v, u][:, None]
+    s, t = level[:, 0] - left, cam.height_m - level[:, 1]  # along the wall from its left end; height
+    col, row = np.floor(s / 2.0), np.floor(t / 3.0)
+    pane = (np.abs(s / 2.0 - col - 0.5) < 0.25) & (np.abs(t / 3.0 - row - 0.55) < 0.25)
+    pane &= (s > 0.5) & (s < 29.5) & (t > 0.8) & (t < 11.4)
+    darker = (luminance(on.image)[v, u] + 1) / (luminance(off.image)[v, u] + 1) < 0.6
+    assert 0.15 < pane.mean() < 0.3  # a quarter of the wall is glass, less the margins
+    assert (darker == pane).mean() > 0.98  # only pane edges, rounded to pixels, may disagree
+    expected = set(zip(col[pane].tolist(), row[pane].tolist(), strict=True))  # one per column and storey
+    assert len(expected) >= 8
+    assert set(zip(col[pane & darker].tolist(), row[pane & darker].tolist(), strict=True)) == expected
+
+
+def test_far_windows_fade_instead_of_aliasing():
+    """A façade whose columns are under a few pixels wide is drawn at its mean shade, not as moiré."""
+    facade = sc.Facade(floor_m=3.0, column_m=2.0, width=0.5, height=0.5, glass=0.3, spread=0.0)
+    spread = {}
+    for distance in (14.0, 1.3 * facade_scene(facade)[0].camera.fx):  # far: 2.6 px per column
+        scene, _ = facade_scene(facade, distance)
+        on = render(scene)
+        inner = cv2.erode((on.semantic == BUILDING).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+        assert inner.sum() > 20
+        lum = luminance(on.image)[inner]
+        spread[distance] = lum.std() / lum.mean()
+    near, far = spread.values()
+    assert near > 0.3 and far < 0.02, spread

@@ -52,6 +52,7 @@ from perception.data.synthetic.scene import (
     Scene,
     Thing,
 )
+from perception.data.synthetic.surfaces import face_rows, surface_gain
 
 SKY, TERRAIN, GRAVEL, SIDEWALK, CURB, ROAD, WHITE, YELLOW, BONNET = range(9)
 FACE0 = 9
@@ -198,6 +199,7 @@ class Shading:
     shadows: np.ndarray | None  # uint8 [H, W] contact shadows under vehicles, or None
     sun_shadows: np.ndarray | None = None  # uint8 [H, W] cast shadows (255 full, softened edges), or None
     bonnet: BonnetPixels | None = None
+    surface: tuple[np.ndarray, np.ndarray] | None = None  # (flat pixel indices, grey gain): windows, foliage
 
 
 # ----------------------------------------------------------------------------------------------
@@ -583,8 +585,13 @@ def render(scene: Scene) -> Frame:
     bonnet = _paint_bonnet(scene, grid, raster)
     boxes = _boxes(scene, raster.codes, tables.instance, labelled, found)
     shadows = _contact_shadows(scene, scene.height, scene.width)
-    sun_shadows = _cast_shadows(scene, geometry, raster) if geometry is not None else None
-    image = _shade_image(scene, Shading(raster, tables, grid, shadows, sun_shadows, bonnet))
+    sun_shadows, surface = None, None
+    if geometry is not None:
+        sun_shadows = _cast_shadows(scene, geometry, raster)
+        surfaces = [p.surface for _, p in parts]
+        rows = face_rows(geometry.level, grid.m, surfaces, FACE0)
+        surface = surface_gain(raster.codes, raster.zbuf, scene.camera.fx, rows)
+    image = _shade_image(scene, Shading(raster, tables, grid, shadows, sun_shadows, bonnet, surface))
     return Frame(
         image=image,
         semantic=np.take(tables.semantic, raster.codes, mode="clip"),
@@ -910,6 +917,9 @@ def _grey_gain_and_offset(scene: Scene, shading: Shading, colour_codes: np.ndarr
     mult = np.take(tex_amp, colour_codes, mode="clip")
     mult *= _texture_field(scene, raster)
     mult += np.float32(1.0)
+    if shading.surface is not None:  # façade windows and foliage, in the faces' own metres
+        idx, gain = shading.surface
+        mult.reshape(-1)[idx] *= gain
     if shading.shadows is not None:  # darken the ground under vehicles (the image only; labels are unaffected)
         np.multiply(mult, np.float32(0.5), out=mult, where=(shading.shadows > 0) & (raster.codes < BONNET))
     if shading.sun_shadows is not None:  # the sun's share of the light, less where the ground is in shadow

@@ -16,6 +16,7 @@ import numpy as np
 
 from perception.classes import det_index, seg_index
 from perception.data.sample import Camera
+from perception.data.synthetic.surfaces import Facade, Foliage, sample_facade
 
 # Marking styles of a lane line.
 NONE, SOLID_WHITE, DASHED_WHITE, SOLID_YELLOW, DASHED_YELLOW, DOUBLE_YELLOW = range(6)
@@ -126,6 +127,7 @@ class Box:
     instance: bool = True
     faces: dict[int, Rgb] | None = None
     texture: float = 0.08  # amplitude of the screen-space texture on this box
+    surface: Facade | Foliage | None = None  # detail drawn in the face's own metres (:mod:`.surfaces`)
 
 
 @dataclass
@@ -448,6 +450,7 @@ def tree(rng: np.random.Generator) -> Thing:
             S_VEGETATION,
             leaf,
             texture=0.3,
+            surface=Foliage(),
         ),
     ]
     if rng.random() < 0.5:
@@ -460,6 +463,7 @@ def tree(rng: np.random.Generator) -> Thing:
                 S_VEGETATION,
                 jitter(rng, leaf, 0.08),
                 texture=0.3,
+                surface=Foliage(),
             )
         )
     return Thing(-1, 0.0, 0.0, 0.0, parts)
@@ -472,7 +476,16 @@ def hedge(rng: np.random.Generator, length: float) -> Thing:
         0.0,
         0.0,
         0.0,
-        [Box((-w / 2, 0.0, -length / 2), (w / 2, h, length / 2), S_VEGETATION, green(rng), texture=0.3)],
+        [
+            Box(
+                (-w / 2, 0.0, -length / 2),
+                (w / 2, h, length / 2),
+                S_VEGETATION,
+                green(rng),
+                texture=0.3,
+                surface=Foliage(),
+            )
+        ],
     )
 
 
@@ -748,8 +761,17 @@ def sample_scene(rng: np.random.Generator, width: int, height: int) -> Scene:
     )
     crowd = float(rng.choice([0.0, 0.25, 0.7, 1.4, 2.5], p=[0.1, 0.2, 0.3, 0.25, 0.15]))
     populate(rng, scene, crowd)
-    scene.bonnet = sample_bonnet(rng)  # drawn last: every earlier draw, and so the world, is as before
+    scene.bonnet = sample_bonnet(rng)  # drawn after the world: every earlier draw, and so the world, is as before
+    sample_facades(rng, scene)  # ... and so is the bonnet
     return scene
+
+
+def sample_facades(rng: np.random.Generator, scene: Scene) -> None:
+    """Windows for every building: a building-class part at least 3 m tall (walls are lower)."""
+    for thing in scene.things:
+        for part in thing.parts:
+            if part.sem == S_BUILDING and part.hi[1] - part.lo[1] >= 3.0:
+                part.surface = sample_facade(rng)
 
 
 @dataclass

@@ -1,0 +1,183 @@
+"""Surface detail in each box's own coordinates: façade windows and foliage.
+
+The screen-space texture on things looks the same at every distance, and a building is one flat
+colour; real façades carry rows of windows and real crowns a leafy texture whose grain shrinks with
+distance. Both are drawn here in metres on the face, so they recede with perspective.
+
+Only the image changes: this returns a grey gain for some pixels, never a code, so every label stays
+what the code map says. A face's coordinates come from the same plane algebra as its inverse depth
+(:mod:`.geometry`): a point at inverse depth ``zi`` along pixel (u, v) is ``M (u, v, 1) / zi`` in the
+level frame, so its distance ``s`` along a unit edge direction ``D`` from the box's corner ``O`` is
+``(D M) . (u, v, 1) / zi - D . O``: one affine row per face and axis, looked up by code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+FOLIAGE_TEXELS_PER_M = 10.0
+FOLIAGE_AMPLITUDE = 0.45
+MIN_WINDOW_PX = 3.0  # a window column or floor narrower than this many pixels fades to its mean shade
+
+
+@dataclass(frozen=True)
+class Facade:
+    """Windows on a building's walls, in metres and shares of a floor / column."""
+
+    floor_m: float  # storey height
+    column_m: float  # window spacing along the wall
+    width: float  # share of a column that is glass
+    height: float  # share of a floor that is glass
+    glass: float  # grey gain of a pane (< 1: darker than the wall)
+    spread: float  # how much panes differ from each other (lit rooms, curtains, reflections)
+
+
+@dataclass(frozen=True)
+class Foliage:
+    """A leafy texture on vegetation (where in the texture a part starts follows from its index, so
+    that crowns differ)."""
+
+
+def sample_facade(rng: np.random.Generator) -> Facade | None:
+    """Windows on about 85 % of the buildings."""
+    if rng.random() >= 0.85:
+        return None
+    return Facade(
+        floor_m=float(rng.uniform(2.8, 3.8)),
+        column_m=float(rng.uniform(1.6, 3.8)),
+        width=float(rng.uniform(0.3, 0.7)),
+        height=float(rng.uniform(0.35, 0.65)),
+        glass=float(rng.uniform(0.25, 0.65)),
+        spread=float(rng.uniform(0.1, 0.6)),
+    )
+
+
+@lru_cache(maxsize=1)
+def foliage_texture() -> np.ndarray:
+    """float32 [256, 256] leafy clumps (bright leaves, dark gaps), roughly zero mean and within ±1."""
+    rng = np.random.default_rng(4321)
+    f = np.fft.fftfreq(256)
+    radius = np.sqrt(f[:, None] ** 2 + f[None, :] ** 2)
+    radius[0, 0] = 1.0
+    spectrum = np.fft.fft2(rng.standard_normal((256, 256))) / radius**1.1
+    spectrum[0, 0] = 0.0
+    clumps = np.real(np.fft.ifft2(spectrum))
+    clumps = (clumps - clumps.mean()) / clumps.std() + 0.6 * rng.standard_normal((256, 256))
+    return np.tanh(1.2 * clumps).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class FaceRows:
+    """Per material code: which detail it gets (0 none, 1 façade, 2 foliage), the affine rows giving its
+    face coordinates ``s`` (along the face, horizontal where the face is vertical) and ``t`` (up a
+    vertical face) times the inverse depth, the face's size along both, and its façade's parameters."""
+
+    kind: np.ndarray  # uint8 [C]
+    rows: np.ndarray  # float32 [C, 2, 3]
+    offsets: np.ndarray  # float32 [C, 2]
+    extents: np.ndarray  # float32 [C, 2] metres
+    facade: np.ndarray  # float32 [C, 6] the Facade's fields in order; zero off façades
+
+
+# A face's in-plane axes (s, t) by face (0 -x, 1 +x, 2 -y, 3 +y, 4 -z, 5 +z): x faces run along z,
+# z faces along x, both with t up (y); the bottom and top faces use x and z.
+S_AXIS = np.array([2, 2, 0, 0, 0, 0])
+T_AXIS = np.array([1, 1, 2, 2, 1, 1])
+ROOF = np.array([False, False, True, True, False, False])
+
+
+def face_rows(level: np.ndarray, m: np.ndarray, surfaces: list[Facade | Foliage | None], face0: int) -> FaceRows:
+    """The :class:`FaceRows` of every code from the parts' corners in the level frame ``level`` [P, 8, 3]
+    (corner i has bit 0 -> x hi, bit 1 -> y hi, bit 2 -> z hi) and the pixel-to-ray matrix ``m``."""
+    n_codes = face0 + 6 * len(surfaces)
+    kind = np.zeros((n_codes,), np.uint8)
+    rows = np.zeros((n_codes, 2, 3), np.float32)
+    offsets = np.zeros((n_codes, 2), np.float32)
+    extents = np.zeros((n_codes, 2), np.float32)
+    facade = np.zeros((n_codes, 6), np.float32)
+    parts = np.array([i for i, x in enumerate(surfaces) if x is not None], np.int64)
+    if parts.size == 0:
+        return FaceRows(kind, rows, offsets, extents, facade)
+    origin = level[parts, 0]  # [Q, 3] the lo corner
+    edges = level[parts][:, [1, 2, 4]] - origin[:, None]  # [Q, axis, 3]: lo -> hi along x, y, z
+    sizes = np.linalg.norm(edges, axis=-1)
+    units = edges / np.maximum(sizes, 1e-9)[..., None]
+    codes = face0 + 6 * parts[:, None] + np.arange(6)  # [Q, 6]
+    for j, axis in enumerate((S_AXIS, T_AXIS)):
+        rows[codes, j] = (units @ m)[:, axis]  # [Q, 6, 3]: each axis's row D M
+        offsets[codes, j] = np.einsum("qad,qd->qa", units, origin)[:, axis]
+        extents[codes, j] = sizes[:, axis]
+    is_facade = np.array([isinstance(surfaces[i], Facade) for i in parts])
+    kind[codes] = np.where(is_facade[:, None], np.where(ROOF, 0, 1), 2)
+    for q in np.flatnonzero(is_facade):
+        f = surfaces[parts[q]]
+        facade[codes[q]] = (f.floor_m, f.column_m, f.width, f.height, f.glass, f.spread)
+    return FaceRows(kind, rows, offsets, extents, facade)
+
+
+def _hash01(*ints: np.ndarray) -> np.ndarray:
+    """A deterministic pseudo-random value in [0, 1) per element of the integer arrays."""
+    h = np.zeros_like(ints[0], dtype=np.uint32)
+    for k, x in zip((73856093, 19349663, 83492791), ints, strict=False):
+        h ^= x.astype(np.uint32) * np.uint32(k)
+    h ^= h >> np.uint32(13)
+    h *= np.uint32(0x5BD1E995)
+    h ^= h >> np.uint32(15)
+    return (h & np.uint32(0xFFFF)).astype(np.float32) / np.float32(65536.0)
+
+
+def _window_gain(s: np.ndarray, t: np.ndarray, px_per_m: np.ndarray, code: np.ndarray, rows: FaceRows) -> np.ndarray:
+    """Grey gain on building wall pixels: panes in a grid of floors and columns, none within a margin
+    of the wall's corners, the ground or the roof, each pane a little different from the next."""
+    floor, column, width, height, glass, spread = rows.facade[code].T
+    length, top = rows.extents[code].T
+    col, row = np.floor(s / column), np.floor(t / floor)
+    fs, ft = s / column - col, t / floor - row
+    pane = (np.abs(fs - 0.5) < width / 2) & (np.abs(ft - 0.55) < height / 2)
+    pane &= (s > 0.5) & (s < length - 0.5) & (t > 0.8) & (t < top - 0.6)
+    variety = spread * (_hash01(col.astype(np.int32), row.astype(np.int32), code) - 0.5)
+    gain = np.where(pane, glass * (1.0 + variety), np.float32(1.0))
+    # Far away the grid is finer than the pixels: fade to the wall's mean shade instead of aliasing.
+    mean = 1.0 + width * height * (glass - 1.0)
+    sharp = np.clip(px_per_m * np.minimum(floor, column) / MIN_WINDOW_PX - 1.0, 0.0, 1.0)
+    return mean + sharp * (gain - mean)
+
+
+def _foliage_gain(s: np.ndarray, t: np.ndarray, px_per_m: np.ndarray, code: np.ndarray) -> np.ndarray:
+    """Grey gain of leafy clumps on vegetation pixels, sampled in metres (nearest texel; each part starts
+    elsewhere in the texture); the contrast falls where a texel is smaller than a pixel, as a camera
+    averages leaves it cannot resolve."""
+    offset = (code // 6) * 37
+    iu = (np.floor(s * FOLIAGE_TEXELS_PER_M).astype(np.int32) + offset) % 256
+    iv = (np.floor(t * FOLIAGE_TEXELS_PER_M).astype(np.int32) + 3 * offset) % 256
+    amplitude = FOLIAGE_AMPLITUDE * np.clip(px_per_m / FOLIAGE_TEXELS_PER_M, 0.3, 1.0)
+    return 1.0 + amplitude * foliage_texture()[iv, iu]
+
+
+def surface_gain(
+    codes: np.ndarray, zbuf: np.ndarray, fx: float, rows: FaceRows
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """(flat pixel indices, grey gain) for every pixel showing a face with detail, or None when none does."""
+    flat = codes.ravel()
+    idx = np.flatnonzero(np.take(rows.kind, flat, mode="clip"))
+    if idx.size == 0:
+        return None
+    code = flat[idx]
+    width = codes.shape[1]
+    u, v = (idx % width).astype(np.float32), (idx // width).astype(np.float32)
+    zi = np.maximum(np.take(zbuf, idx), np.float32(1e-6))
+    depth = np.float32(1.0) / zi
+    r = np.take(rows.rows.reshape(-1, 6), code, axis=0)  # [N, 6]: the s row, then the t row
+    off = np.take(rows.offsets, code, axis=0)
+    s = (r[:, 0] * u + r[:, 1] * v + r[:, 2]) * depth - off[:, 0]
+    t = (r[:, 3] * u + r[:, 4] * v + r[:, 5]) * depth - off[:, 1]
+    px_per_m = np.float32(fx) * zi  # pixels per metre at that depth (on a face turned to the camera)
+    gain = np.empty(idx.size, np.float32)
+    walls = rows.kind[code] == 1
+    gain[walls] = _window_gain(s[walls], t[walls], px_per_m[walls], code[walls], rows)
+    leaves = ~walls
+    gain[leaves] = _foliage_gain(s[leaves], t[leaves], px_per_m[leaves], code[leaves])
+    return idx, gain
