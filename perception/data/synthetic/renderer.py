@@ -15,7 +15,8 @@ face. Labels, colour and depth are all looked up from that one code map, so they
   1 - (projected hull inside the image) / (whole projected hull).
 - Bonnet: on some frames the ego vehicle's bonnet covers the bottom rows after the things are drawn,
   so it occludes them like any nearer surface: semantic IGNORE_INDEX, depth 0, no instance.
-- Image: albedo x lighting per code, world-space ground texture, screen-space texture, sky gradient
+- Image: albedo x lighting per code, world-space ground texture, screen-space texture, façade
+  windows and foliage in each face's own metres (:mod:`.surfaces`), sky gradient
   and clouds, sun shadows cast on the ground (each box's corners projected along the sun onto the
   ground, their convex hull filled, softened), fog by depth, vignetting, sensor noise and blur. JPEG
   is applied by the caller. Shadows and the bonnet's paint change colours only, never a code.
