@@ -73,13 +73,23 @@ def foliage_texture() -> np.ndarray:
 class FaceRows:
     """Per material code: which detail it gets (0 none, 1 façade, 2 foliage), the affine rows giving its
     face coordinates ``s`` (along the face, horizontal where the face is vertical) and ``t`` (up a
-    vertical face) times the inverse depth, the face's size along both, and its façade's parameters."""
+    vertical face) times the inverse depth, the face's size along both, and its façade's parameters.
+
+    Each table is stored field-major ([fields, C]): a per-pixel lookup is then one contiguous
+    ``np.take`` per field, about twice as fast as gathering rows of a [C, fields] table."""
 
     kind: np.ndarray  # uint8 [C]
-    rows: np.ndarray  # float32 [C, 2, 3]
-    offsets: np.ndarray  # float32 [C, 2]
-    extents: np.ndarray  # float32 [C, 2] metres
-    facade: np.ndarray  # float32 [C, 6] the Facade's fields in order; zero off façades
+    rows: np.ndarray  # float32 [6, C]: the s row's three coefficients, then the t row's
+    offsets: np.ndarray  # float32 [2, C]
+    extents: np.ndarray  # float32 [2, C] metres
+    facade: np.ndarray  # float32 [6, C] the Facade's fields in order; zero off façades
+
+    @classmethod
+    def from_code_major(cls, kind, rows, offsets, extents, facade) -> FaceRows:
+        def fields(a: np.ndarray) -> np.ndarray:
+            return np.ascontiguousarray(a.reshape(len(a), -1).T)
+
+        return cls(kind, fields(rows), fields(offsets), fields(extents), fields(facade))
 
 
 # A face's in-plane axes (s, t) by face (0 -x, 1 +x, 2 -y, 3 +y, 4 -z, 5 +z): x faces run along z,
@@ -100,7 +110,7 @@ def face_rows(level: np.ndarray, m: np.ndarray, surfaces: list[Facade | Foliage 
     facade = np.zeros((n_codes, 6), np.float32)
     parts = np.array([i for i, x in enumerate(surfaces) if x is not None], np.int64)
     if parts.size == 0:
-        return FaceRows(kind, rows, offsets, extents, facade)
+        return FaceRows.from_code_major(kind, rows, offsets, extents, facade)
     origin = level[parts, 0]  # [Q, 3] the lo corner
     edges = level[parts][:, [1, 2, 4]] - origin[:, None]  # [Q, axis, 3]: lo -> hi along x, y, z
     sizes = np.linalg.norm(edges, axis=-1)
@@ -115,7 +125,7 @@ def face_rows(level: np.ndarray, m: np.ndarray, surfaces: list[Facade | Foliage 
     for q in np.flatnonzero(is_facade):
         f = surfaces[parts[q]]
         facade[codes[q]] = (f.floor_m, f.column_m, f.width, f.height, f.glass, f.spread)
-    return FaceRows(kind, rows, offsets, extents, facade)
+    return FaceRows.from_code_major(kind, rows, offsets, extents, facade)
 
 
 def _hash01(*ints: np.ndarray) -> np.ndarray:
@@ -132,8 +142,8 @@ def _hash01(*ints: np.ndarray) -> np.ndarray:
 def _window_gain(s: np.ndarray, t: np.ndarray, px_per_m: np.ndarray, code: np.ndarray, rows: FaceRows) -> np.ndarray:
     """Grey gain on building wall pixels: panes in a grid of floors and columns, none within a margin
     of the wall's corners, the ground or the roof, each pane a little different from the next."""
-    floor, column, width, height, glass, spread = rows.facade[code].T
-    length, top = rows.extents[code].T
+    floor, column, width, height, glass, spread = (np.take(field, code) for field in rows.facade)
+    length, top = (np.take(field, code) for field in rows.extents)
     col, row = np.floor(s / column), np.floor(t / floor)
     fs, ft = s / column - col, t / floor - row
     pane = (np.abs(fs - 0.5) < width / 2) & (np.abs(ft - 0.55) < height / 2)
@@ -151,10 +161,10 @@ def _foliage_gain(s: np.ndarray, t: np.ndarray, px_per_m: np.ndarray, code: np.n
     elsewhere in the texture); the contrast falls where a texel is smaller than a pixel, as a camera
     averages leaves it cannot resolve."""
     offset = (code // 6) * 37
-    iu = (np.floor(s * FOLIAGE_TEXELS_PER_M).astype(np.int32) + offset) % 256
-    iv = (np.floor(t * FOLIAGE_TEXELS_PER_M).astype(np.int32) + 3 * offset) % 256
+    iu = (np.floor(s * FOLIAGE_TEXELS_PER_M).astype(np.intp) + offset) & 255  # wraps as % 256 does
+    iv = (np.floor(t * FOLIAGE_TEXELS_PER_M).astype(np.intp) + 3 * offset) & 255
     amplitude = FOLIAGE_AMPLITUDE * np.clip(px_per_m / FOLIAGE_TEXELS_PER_M, 0.3, 1.0)
-    return 1.0 + amplitude * foliage_texture()[iv, iu]
+    return 1.0 + amplitude * np.take(foliage_texture().ravel(), iv * 256 + iu)
 
 
 def surface_gain(
@@ -165,15 +175,15 @@ def surface_gain(
     idx = np.flatnonzero(np.take(rows.kind, flat, mode="clip"))
     if idx.size == 0:
         return None
-    code = flat[idx]
+    code = flat[idx].astype(np.intp)  # np.take converts other index types on every call
     width = codes.shape[1]
-    u, v = (idx % width).astype(np.float32), (idx // width).astype(np.float32)
+    v, u = (x.astype(np.float32) for x in np.divmod(idx, width))
     zi = np.maximum(np.take(zbuf, idx), np.float32(1e-6))
     depth = np.float32(1.0) / zi
-    r = np.take(rows.rows.reshape(-1, 6), code, axis=0)  # [N, 6]: the s row, then the t row
-    off = np.take(rows.offsets, code, axis=0)
-    s = (r[:, 0] * u + r[:, 1] * v + r[:, 2]) * depth - off[:, 0]
-    t = (r[:, 3] * u + r[:, 4] * v + r[:, 5]) * depth - off[:, 1]
+    r = [np.take(field, code) for field in rows.rows]  # the s row's coefficients, then the t row's
+    off_s, off_t = (np.take(field, code) for field in rows.offsets)
+    s = (r[0] * u + r[1] * v + r[2]) * depth - off_s
+    t = (r[3] * u + r[4] * v + r[5]) * depth - off_t
     px_per_m = np.float32(fx) * zi  # pixels per metre at that depth (on a face turned to the camera)
     gain = np.empty(idx.size, np.float32)
     walls = rows.kind[code] == 1
