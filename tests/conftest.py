@@ -3,6 +3,9 @@ train extra), and real servers over loopback (``serve``, ``bundled_server``)."""
 
 from __future__ import annotations
 
+import hashlib
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -78,20 +81,55 @@ def train_tiny(out: Path, steps: int = 40, extra: list[str] = (), dataset_kwargs
     return train(config, out, dataset=dataset, **kwargs)
 
 
+def tiny_build_key() -> str:
+    """A digest of everything the tiny run and its export depend on: the training side's code and
+    configs, this file, the verification frames and the torch and onnx versions."""
+    import onnx
+    import torch
+
+    digest = hashlib.sha256(f"{torch.__version__} {onnx.__version__}".encode())
+    for path in sorted([*(REPO / "perception").rglob("*.py"), *(REPO / "configs").rglob("*.toml"), *FRAMES]):
+        digest.update(str(path.relative_to(REPO)).encode() + path.read_bytes())
+    digest.update(Path(__file__).read_bytes())
+    return digest.hexdigest()[:16]
+
+
 @pytest.fixture(scope="session")
-def tiny_run(tmp_path_factory) -> Path:
+def tiny_build(request, tmp_path_factory) -> Path:
+    """A folder with the tiny run (``run/``) and its export (``models/tiny/1/``), built once per change
+    to what they depend on and kept in pytest's cache: training and exporting take about 20 s, most of
+    the quick loop's time. A clean checkout (CI) or ``-p no:cacheprovider`` builds it afresh."""
     pytest.importorskip("torch", reason="the tiny model is trained with torch: pip install -e '.[train]'")
-    return train_tiny(tmp_path_factory.mktemp("tiny_run"))
-
-
-@pytest.fixture(scope="session")
-def tiny_model(tiny_run, tmp_path_factory) -> Path:
-    """An exported tiny model folder: models/<name>/1/."""
     from perception.export import export_model
 
-    root = tmp_path_factory.mktemp("models") / "tiny"
-    export_model(tiny_run / "model.safetensors", root / "1", frames_dir=REPO / "tests" / "data" / "frames")
+    cache = getattr(request.config, "cache", None)
+    if cache is None:
+        root = tmp_path_factory.mktemp("tiny_build")
+    else:
+        root = cache.mkdir(f"tiny_build_{tiny_build_key()}")
+        if (root / "done").exists():
+            return root
+    building = Path(tempfile.mkdtemp(dir=root.parent))  # renamed into place only when complete
+    run = train_tiny(building / "run")
+    export_model(
+        run / "model.safetensors", building / "models" / "tiny" / "1", frames_dir=REPO / "tests" / "data" / "frames"
+    )
+    (building / "done").touch()
+    shutil.rmtree(root)
+    building.rename(root)
     return root
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tiny_build, tmp_path_factory) -> Path:
+    """The tiny model's run folder (a copy: tests may write beside it)."""
+    return Path(shutil.copytree(tiny_build / "run", tmp_path_factory.mktemp("tiny") / "run"))
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_build, tmp_path_factory) -> Path:
+    """An exported tiny model folder, models/<name>/ with version 1/ (a copy: tests add variants to it)."""
+    return Path(shutil.copytree(tiny_build / "models" / "tiny", tmp_path_factory.mktemp("models") / "tiny"))
 
 
 @pytest.fixture(scope="module")

@@ -74,6 +74,7 @@ def test_page_draws_the_answer(page, frames, bundled_server):
     assert all(url.startswith(own) for url in page.requested), page.requested  # nothing from outside
 
 
+@pytest.mark.slow
 def test_page_shows_the_problem_detail(page, tmp_path):
     bad = tmp_path / "broken.jpg"
     bad.write_bytes(b"not a jpeg at all")
