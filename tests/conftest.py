@@ -117,6 +117,9 @@ def tiny_build(request, tmp_path_factory) -> Path:
     (building / "done").touch()
     shutil.rmtree(root)
     building.rename(root)
+    for stale in root.parent.glob("tiny_build_*"):  # builds for code that has changed since
+        if stale != root:
+            shutil.rmtree(stale, ignore_errors=True)
     return root
 
 
