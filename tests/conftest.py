@@ -15,7 +15,8 @@ import pytest
 from tests.servers import RunningServer, start_server, stop_server
 
 REPO = Path(__file__).resolve().parent.parent
-FRAMES = sorted((REPO / "tests" / "data" / "frames").glob("*.jpg"))
+FRAMES_DIR = REPO / "tests" / "data" / "frames"
+FRAMES = sorted(FRAMES_DIR.glob("*.jpg"))
 BUNDLED_MODEL = REPO / "models" / "drivenet"
 
 
@@ -94,26 +95,28 @@ def tiny_build_key() -> str:
     return digest.hexdigest()[:16]
 
 
+def build_tiny(root: Path) -> Path:
+    """Train the tiny model into ``root/run`` and export it to ``root/models/tiny/1``."""
+    from perception.export import export_model
+
+    run = train_tiny(root / "run")
+    export_model(run / "model.safetensors", root / "models" / "tiny" / "1", frames_dir=FRAMES_DIR)
+    return root
+
+
 @pytest.fixture(scope="session")
 def tiny_build(request, tmp_path_factory) -> Path:
     """A folder with the tiny run (``run/``) and its export (``models/tiny/1/``), built once per change
     to what they depend on and kept in pytest's cache: training and exporting take about 20 s, most of
     the quick loop's time. A clean checkout (CI) or ``-p no:cacheprovider`` builds it afresh."""
     pytest.importorskip("torch", reason="the tiny model is trained with torch: pip install -e '.[train]'")
-    from perception.export import export_model
-
     cache = getattr(request.config, "cache", None)
     if cache is None:
-        root = tmp_path_factory.mktemp("tiny_build")
-    else:
-        root = cache.mkdir(f"tiny_build_{tiny_build_key()}")
-        if (root / "done").exists():
-            return root
-    building = Path(tempfile.mkdtemp(dir=root.parent))  # renamed into place only when complete
-    run = train_tiny(building / "run")
-    export_model(
-        run / "model.safetensors", building / "models" / "tiny" / "1", frames_dir=REPO / "tests" / "data" / "frames"
-    )
+        return build_tiny(tmp_path_factory.mktemp("tiny_build"))
+    root = cache.mkdir(f"tiny_build_{tiny_build_key()}")
+    if (root / "done").exists():
+        return root
+    building = build_tiny(Path(tempfile.mkdtemp(dir=root.parent)))  # renamed into place only when complete
     (building / "done").touch()
     shutil.rmtree(root)
     building.rename(root)

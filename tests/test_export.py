@@ -14,7 +14,7 @@ from perception.evaluate import reference_outputs, run_onnx
 from perception.export import CHECKSUM_FILE, MODEL_FILE, sha256, verification_frames
 from perception.export.verify import ExportCheckError, compare
 from perception.model import load_trained
-from tests.conftest import REPO
+from tests.conftest import FRAMES_DIR
 
 
 def test_exported_folder_is_complete_and_self_describing(tiny_model):
@@ -35,7 +35,7 @@ def test_exported_folder_is_complete_and_self_describing(tiny_model):
 def test_onnx_matches_pytorch_and_batches_are_independent(tiny_model, tiny_run):
     net, _ = load_trained(tiny_run / "model.safetensors")
     session = ort.InferenceSession(str(tiny_model / "1" / MODEL_FILE), providers=["CPUExecutionProvider"])
-    frames = verification_frames(96, 160, REPO / "tests" / "data" / "frames", seed=3)
+    frames = verification_frames(96, 160, FRAMES_DIR, seed=3)
     focal = np.linspace(80, 140, len(frames)).astype(np.float32)
     batched = run_onnx(session, frames, focal)
     report = compare(batched, reference_outputs(net, frames, focal))

@@ -172,7 +172,8 @@ def surface_gain(
 ) -> tuple[np.ndarray, np.ndarray] | None:
     """(flat pixel indices, grey gain) for every pixel showing a face with detail, or None when none does."""
     flat = codes.ravel()
-    idx = np.flatnonzero(np.take(rows.kind, flat, mode="clip"))
+    kinds = np.take(rows.kind, flat, mode="clip")
+    idx = np.flatnonzero(kinds)
     if idx.size == 0:
         return None
     code = flat[idx].astype(np.intp)  # np.take converts other index types on every call
@@ -186,7 +187,7 @@ def surface_gain(
     t = (r[3] * u + r[4] * v + r[5]) * depth - off_t
     px_per_m = np.float32(fx) * zi  # pixels per metre at that depth (on a face turned to the camera)
     gain = np.empty(idx.size, np.float32)
-    walls = rows.kind[code] == 1
+    walls = kinds[idx] == 1
     gain[walls] = _window_gain(s[walls], t[walls], px_per_m[walls], code[walls], rows)
     leaves = ~walls
     gain[leaves] = _foliage_gain(s[leaves], t[leaves], px_per_m[leaves], code[leaves])
