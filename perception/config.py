@@ -163,6 +163,9 @@ class TrainConfig:
     task_weights: dict = field(default_factory=lambda: {"detection": 1.0, "segmentation": 1.0, "depth": 1.0})
     weighting: str = "fixed"  # fixed, uncertainty, dwa, gradnorm, pcgrad, famo (perception/weighting.py)
     weighting_kwargs: dict = field(default_factory=dict)  # the method's own options, e.g. {"window": 200}
+    # share of labelled pixels per batch the segmentation loss averages over, hardest first (1.0: all;
+    # perception/losses.py)
+    seg_hard_pixels: float = 1.0
     seed: int = 0
     log_every: int = 20
     checkpoint_every_s: float = 300.0
@@ -241,6 +244,8 @@ def load_config(path: Path | None, overrides: list[str] = ()) -> Config:
     for task in config.model.tasks:
         if task not in TASKS:
             raise ValueError(f"unknown task {task!r}; choose from {TASKS}")
+    if not 0.0 < config.train.seg_hard_pixels <= 1.0:
+        raise ValueError(f"[train] seg_hard_pixels is a share of pixels in (0, 1], got {config.train.seg_hard_pixels}")
     return config
 
 

@@ -2,7 +2,9 @@
 
 Detection: task-aligned assignment (TOOD, Feng et al. 2021; ``perception.model.assign``) with a
 quality focal loss on the classification scores and torchvision's complete-IoU loss on the boxes.
-Segmentation: cross-entropy over labelled pixels. Depth: scale-invariant log loss (Eigen et al.
+Segmentation: cross-entropy over labelled pixels, optionally only the hardest share of them (online
+hard-pixel mining, as Panoptic-DeepLab's top-k pixel loss): thin, rare classes (poles, signs,
+people) are few pixels, and a plain mean lets road and sky drown them. Depth: scale-invariant log loss (Eigen et al.
 2014) with lambda < 1, so the absolute scale is still learned, over valid pixels, in the canonical
 camera.
 """
@@ -49,15 +51,22 @@ def detection_loss(outputs: dict[str, Tensor], targets: Targets) -> dict[str, Te
     return {"det_cls": cls_loss / norm, "det_box": 2.0 * box_loss / norm}
 
 
-def segmentation_loss(outputs: dict[str, Tensor], targets: Targets) -> Tensor:
+def segmentation_loss(outputs: dict[str, Tensor], targets: Targets, hard_pixels: float = 1.0) -> Tensor:
+    """Cross-entropy averaged over the ``hard_pixels`` share of labelled pixels in the batch with the
+    largest loss (1.0: all of them)."""
     has = targets.has_semantic
     if not has.any():
         return outputs["seg_logits"].sum() * 0.0
     logits = outputs["seg_logits"][has].float()
     labels = targets.semantic[has]
-    if (labels == IGNORE_INDEX).all():
+    labelled = labels != IGNORE_INDEX
+    if not labelled.any():
         return logits.sum() * 0.0
-    return F.cross_entropy(logits, labels, ignore_index=IGNORE_INDEX)
+    if hard_pixels >= 1.0:
+        return F.cross_entropy(logits, labels, ignore_index=IGNORE_INDEX)
+    per_pixel = F.cross_entropy(logits, labels, ignore_index=IGNORE_INDEX, reduction="none")[labelled]
+    k = max(1, int(hard_pixels * per_pixel.numel()))
+    return per_pixel.topk(k, sorted=False).values.mean()
 
 
 def depth_loss(outputs: dict[str, Tensor], targets: Targets, canonical_focal_px: float, lam: float = 0.85) -> Tensor:
@@ -76,13 +85,15 @@ def depth_loss(outputs: dict[str, Tensor], targets: Targets, canonical_focal_px:
     return torch.stack(losses).mean()
 
 
-def task_losses(outputs: dict[str, Tensor], targets: Targets, canonical_focal_px: float) -> dict[str, Tensor]:
+def task_losses(
+    outputs: dict[str, Tensor], targets: Targets, canonical_focal_px: float, seg_hard_pixels: float = 1.0
+) -> dict[str, Tensor]:
     """Every loss term the model's tasks produce; ``task_of`` maps a term to its task."""
     losses: dict[str, Tensor] = {}
     if "det_logits" in outputs:
         losses.update(detection_loss(outputs, targets))
     if "seg_logits" in outputs:
-        losses["seg"] = segmentation_loss(outputs, targets)
+        losses["seg"] = segmentation_loss(outputs, targets, seg_hard_pixels)
     if "log_depth" in outputs:
         losses["depth"] = depth_loss(outputs, targets, canonical_focal_px)
     return losses

@@ -226,7 +226,7 @@ def train(config: Config, out: Path, resume: bool = False, init: Path | None = N
         images, targets = images.to(device, non_blocking=True), targets_to(targets, device)
         with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
             outputs = ddp_model(model.normalise(images).contiguous(memory_format=torch.channels_last))
-        losses = task_losses(outputs, targets, config.model.canonical_focal_px)
+        losses = task_losses(outputs, targets, config.model.canonical_focal_px, tc.seg_hard_pixels)
         by_task = per_task(losses)
         optimizer.zero_grad(set_to_none=True)
         weights = weighting.backward(by_task, shared, step, last_shared=last_shared)  # fills .grad
