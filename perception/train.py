@@ -128,7 +128,9 @@ def resume_from(ckpt_path: Path, device: torch.device, model: nn.Module, ema: Mo
 
 def training_loader(dataset: TensorDataset, config: Config, rank: int, world: int, step: int) -> DataLoader:
     """Batches of ``dataset`` for this process: its share of each batch, its part of the data when
-    distributed, a new order for a resumed run."""
+    distributed, a new order for a resumed run. Workers are not persistent: each epoch starts
+    them afresh from the dataset as ``infinite`` left it, so they see its new ``epoch`` (and new
+    augmentation draws); persistent ones would keep the first epoch's copy for ever."""
     tc = config.train
     sampler = DistributedSampler(dataset, world, rank, shuffle=True, seed=tc.seed) if world > 1 else None
     return DataLoader(
@@ -139,7 +141,6 @@ def training_loader(dataset: TensorDataset, config: Config, rank: int, world: in
         num_workers=config.data.workers,
         collate_fn=collate,
         drop_last=True,
-        persistent_workers=config.data.workers > 0,
         generator=torch.Generator().manual_seed(tc.seed + step),  # a resumed run sees new orders
     )
 

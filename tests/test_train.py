@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import csv
 import json
+from dataclasses import replace
 
+import numpy as np
 import pytest
 import torch
 
@@ -118,3 +120,28 @@ def test_set_overrides_read_like_the_config_files():
     assert config.model.backbone == "efficientnet_lite0" and config.model.backbone_kwargs == {"stem_width": 16}
     assert [(s["dataset"], s["weight"]) for s in config.data.sources] == [("camvid", 1.0)]
     assert load_config(None, ["train.amp=False"]).train.amp is False
+
+
+def stamp_draw(sample, rng):
+    """A transform whose output shows its random draw: the image filled with one drawn value."""
+    sample.image = np.full_like(sample.image, rng.integers(256))
+    return sample
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_every_epoch_draws_new_augmentations(workers):
+    """The transform's draws are seeded by (seed, epoch, index): a second pass over the data must see
+    the epoch change, also in data-loader worker processes, or every epoch repeats the first's."""
+    from perception.config import Config
+    from perception.data.loader import TensorDataset
+    from perception.data.sample import Camera, Sample
+    from perception.train import infinite, training_loader
+
+    camera = Camera(fx=50.0, fy=50.0, cx=8.0, cy=8.0, height_m=1.5)
+    source = [Sample(np.zeros((16, 16, 3), np.uint8), camera, semantic=np.zeros((16, 16), np.uint8))] * 8
+    dataset = TensorDataset(source, lambda s, rng: stamp_draw(replace(s), rng), seed=0)
+    config = Config()
+    config.train.batch_size, config.data.workers = 8, workers
+    batches = infinite(training_loader(dataset, config, rank=0, world=1, step=0), dataset)
+    epochs = [sorted(next(batches)[0][:, 0, 0, 0].tolist()) for _ in range(3)]
+    assert epochs[0] != epochs[1] != epochs[2]
