@@ -4,9 +4,9 @@ Detection: task-aligned assignment (TOOD, Feng et al. 2021; ``perception.model.a
 quality focal loss on the classification scores and torchvision's complete-IoU loss on the boxes.
 Segmentation: cross-entropy over labelled pixels, optionally only the hardest share of them (online
 hard-pixel mining, as Panoptic-DeepLab's top-k pixel loss): thin, rare classes (poles, signs,
-people) are few pixels, and a plain mean lets road and sky drown them. Depth: scale-invariant log loss (Eigen et al.
-2014) with lambda < 1, so the absolute scale is still learned, over valid pixels, in the canonical
-camera.
+people) are few pixels, and a plain mean lets road and sky drown them. Depth: scale-invariant log
+loss (Eigen et al. 2014) with lambda < 1, so the absolute scale is still learned, over valid pixels,
+in the canonical camera.
 """
 
 from __future__ import annotations

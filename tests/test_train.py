@@ -123,9 +123,8 @@ def test_set_overrides_read_like_the_config_files():
 
 
 def stamp_draw(sample, rng):
-    """A transform whose output shows its random draw: the image filled with one drawn value."""
-    sample.image = np.full_like(sample.image, rng.integers(256))
-    return sample
+    """A transform whose output shows its random draw: a copy with the image filled with one drawn value."""
+    return replace(sample, image=np.full_like(sample.image, rng.integers(256)))
 
 
 @pytest.mark.parametrize("workers", [0, 1])
@@ -139,7 +138,7 @@ def test_every_epoch_draws_new_augmentations(workers):
 
     camera = Camera(fx=50.0, fy=50.0, cx=8.0, cy=8.0, height_m=1.5)
     source = [Sample(np.zeros((16, 16, 3), np.uint8), camera, semantic=np.zeros((16, 16), np.uint8))] * 8
-    dataset = TensorDataset(source, lambda s, rng: stamp_draw(replace(s), rng), seed=0)
+    dataset = TensorDataset(source, stamp_draw, seed=0)
     config = Config()
     config.train.batch_size, config.data.workers = 8, workers
     batches = infinite(training_loader(dataset, config, rank=0, world=1, step=0), dataset)
