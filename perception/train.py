@@ -89,8 +89,10 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-def infinite(loader: DataLoader, dataset: TensorDataset) -> Iterator:
-    epoch = 0
+def infinite(loader: DataLoader, dataset: TensorDataset, first_epoch: int = 0) -> Iterator:
+    """Batches for ever, epoch after epoch from ``first_epoch`` (a resumed run's, so its augmentation
+    draws go on from where it stopped instead of repeating the first epoch's)."""
+    epoch = first_epoch
     while True:
         dataset.epoch = epoch
         if isinstance(loader.sampler, DistributedSampler):
@@ -216,7 +218,7 @@ def train(config: Config, out: Path, resume: bool = False, init: Path | None = N
         write_checkpoint(out, state, ema.module, config)
 
     model.train()
-    batches = infinite(loader, dataset)
+    batches = infinite(loader, dataset, first_epoch=step // max(len(loader), 1))
     progress = tqdm(total=tc.steps, initial=step, disable=not main_process, desc="train", dynamic_ncols=True)
     held_out = PeriodicEval(tc.eval_every, parse_eval_sets(tc.eval_sets), config.model.input_height,
                             config.model.input_width)  # fmt: skip

@@ -144,3 +144,6 @@ def test_every_epoch_draws_new_augmentations(workers):
     batches = infinite(training_loader(dataset, config, rank=0, world=1, step=0), dataset)
     epochs = [sorted(next(batches)[0][:, 0, 0, 0].tolist()) for _ in range(3)]
     assert epochs[0] != epochs[1] != epochs[2]
+    # a run resumed at step 2 (one batch per epoch here) goes on with the third epoch's draws
+    resumed = infinite(training_loader(dataset, config, rank=0, world=1, step=2), dataset, first_epoch=2)
+    assert sorted(next(resumed)[0][:, 0, 0, 0].tolist()) == epochs[2]
