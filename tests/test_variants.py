@@ -13,10 +13,9 @@ import pytest
 from perception.contract import OUTPUT_DEPTH, OUTPUT_NAMES, OUTPUT_SEMANTIC, ModelMetadata
 from perception.evaluate import run_onnx
 from perception.export import CHECKSUM_FILE, MODEL_FILE, sha256, verification_frames
+from tests.conftest import FRAMES_DIR
 
 pytest.importorskip("openvino")
-
-REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +32,7 @@ def variants(tiny_model) -> Path:
 def inputs(variants) -> tuple[np.ndarray, np.ndarray]:
     """Two random frames and the four real ones, letterboxed, with varied focal lengths."""
     meta = ModelMetadata.from_props(metadata(variants / MODEL_FILE))
-    frames = verification_frames(meta.input_height, meta.input_width, REPO / "tests" / "data" / "frames")
+    frames = verification_frames(meta.input_height, meta.input_width, FRAMES_DIR)
     return frames, np.linspace(400, 600, len(frames)).astype(np.float32)
 
 
