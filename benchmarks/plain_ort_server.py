@@ -10,7 +10,7 @@ session options (the same intra-op threads, idle threads that sleep): so the com
 the service's batching, its runs in flight, its scaled JPEG decoding and its event-loop work, not a
 setting. No batching, no reduced decoding, no queue.
 
-    .venv/bin/python benchmarks/plain_ort_server.py models/drivenet/12/int8/model.onnx --port 8002
+    .venv/bin/python benchmarks/plain_ort_server.py models/drivenet/13/int8/model.onnx --port 8002
 
 Started by ``perception bench`` as a subprocess; not part of the product. Torch-free.
 """
