@@ -1,13 +1,15 @@
 """The batch policy for the execution provider in use: every setting left unset takes the provider's
 default, and the defaults come from measurements where there are any.
 
-CPU (``benchmarks/results/latest.md``, 2-core EPYC, the bundled model's INT8 file, 2 intra-op threads):
-batching does not raise throughput on a CPU (2 runs in flight: 72.3 frames/s at batch 1, 71.7 at 2,
-69.7 at 4, 68.4 at 8), two runs in flight do (72.3 against 60.1 for one at batch 1), and the service at
-max batch 2, 2 in flight and no queue delay answered a lone frame in 23.7 ms p50 and 56.6 frames/s at
-saturation. Max batch 2 rather than 1: taking a second waiting frame costs nothing (71.7 against 72.3)
-and a 4-camera request runs as two batches on both slots. No queue delay: a frame that arrives idle
-starts at once anyway (service/batcher.py), and under load waiting for a partner buys no throughput here.
+CPU (``benchmarks/results/latest.md``, 2-core EPYC with VNNI, drivenet 13's INT8 file, 2 intra-op
+threads): batching buys little throughput on a CPU (2 runs in flight: 92.5 frames/s at batch 1, 96.4 at
+2, 88.0 at 4, 84.3 at 8; drivenet 11's INT8 on an earlier run: 72.3, 71.7, 69.7, 68.4), two runs in
+flight gained there (72.3 against 60.1 for one at batch 1) and are level now (92.5 against 91.9), and
+the service at max batch 2, 2 in flight and no queue delay answered a lone frame in 17.5 ms p50 and 77.5
+frames/s at saturation. Max batch 2 rather than 1: taking a second waiting frame costs nothing (96.4
+against 92.5) and a 4-camera request runs as two batches on both slots. No queue delay: a frame that
+arrives idle starts at once anyway (service/batcher.py), and under load waiting for a partner buys no
+throughput here.
 
 GPU (CUDA, TensorRT, any other accelerator): no GPU measurement exists yet (docs/export.md, "Still to do
 on a GPU"); these are the service's earlier defaults, a larger batch because a GPU's throughput grows
