@@ -3,7 +3,7 @@ trained, side by side on the real frames, on synthetic test, in cost and in spee
 
 Train the arms first (equal budget, one recipe):
 
-    for arm in resnet18d-scratch lite0-imagenet lite0-scratch; do
+    for arm in resnet18d-scratch lite0-imagenet lite0-scratch lite1-imagenet; do
       perception train configs/backbone/$arm.toml --out runs/ab-$arm
       for ds in camvid kitti nuscenes; do
         perception eval runs/ab-$arm/model.safetensors --dataset $ds --out runs/ab-$arm/eval-$ds
@@ -40,7 +40,7 @@ from perception.model import MultiTaskNet
 from perception.runtime import cpu_session
 
 REPO = Path(__file__).resolve().parent.parent
-ARMS = ("resnet18d-scratch", "lite0-scratch", "lite0-imagenet")
+ARMS = tuple(sorted(p.stem for p in (REPO / "configs" / "backbone").glob("*.toml")))  # one config per arm
 REAL = ("camvid", "kitti", "nuscenes")
 
 

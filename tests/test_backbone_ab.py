@@ -1,4 +1,4 @@
-"""The backbone A/B (docs/backbones.md "The A/B"): its three arms are one recipe with three backbones."""
+"""The backbone A/B (docs/backbones.md "The A/B"): its arms are one recipe with different backbones."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ ARMS = sorted((Path(__file__).parent.parent / "configs" / "backbone").glob("*.to
 
 
 def test_the_arms_differ_only_in_the_backbone_and_its_start():
-    assert [p.stem for p in ARMS] == ["lite0-imagenet", "lite0-scratch", "resnet18d-scratch"]
+    assert [p.stem for p in ARMS] == ["lite0-imagenet", "lite0-scratch", "lite1-imagenet", "resnet18d-scratch"]
     configs = {p.stem: load_config(p) for p in ARMS}
 
     def recipe(config: Config) -> dict:
@@ -26,6 +26,7 @@ def test_the_arms_differ_only_in_the_backbone_and_its_start():
     assert starts == {
         "lite0-imagenet": ("efficientnet_lite0", "imagenet"),
         "lite0-scratch": ("efficientnet_lite0", ""),
+        "lite1-imagenet": ("efficientnet_lite1", "imagenet"),
         "resnet18d-scratch": ("resnet18d", ""),
     }
     # the real frames the arms are judged on beyond CamVid val stay out of training
