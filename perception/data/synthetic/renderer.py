@@ -18,8 +18,9 @@ face. Labels, colour and depth are all looked up from that one code map, so they
 - Image: albedo x lighting per code, world-space ground texture, screen-space texture, façade
   windows and foliage in each face's own metres (:mod:`.surfaces`), sky gradient
   and clouds, sun shadows cast on the ground (each box's corners projected along the sun onto the
-  ground, their convex hull filled, softened), fog by depth, vignetting, sensor noise and blur. JPEG
-  is applied by the caller. Shadows and the bonnet's paint change colours only, never a code.
+  ground, their convex hull filled, softened), on night frames the lamps' light and glow
+  (:mod:`.night`), fog by depth, vignetting, sensor noise and blur. JPEG is applied by the caller.
+  Shadows, night and the bonnet's paint change colours only, never a code.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ import numpy as np
 from perception.classes import IGNORE_INDEX, seg_index
 from perception.data.sample import Camera
 from perception.data.synthetic.geometry import ground_inverse_depth, level_to_camera, pixel_to_level
+from perception.data.synthetic.night import emission_table, glow, lamp_shade
 from perception.data.synthetic.scene import (
     BUS,
     CAR,
@@ -201,6 +203,7 @@ class Shading:
     sun_shadows: np.ndarray | None = None  # uint8 [H, W] cast shadows (255 full, softened edges), or None
     bonnet: BonnetPixels | None = None
     surface: tuple[np.ndarray, np.ndarray] | None = None  # (flat pixel indices, grey gain): windows, foliage
+    night: tuple[np.ndarray, np.ndarray] | None = None  # (shade the lamps add, glow) [H, W, 3] (:mod:`.night`)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -592,7 +595,8 @@ def render(scene: Scene) -> Frame:
         surfaces = [p.surface for _, p in parts]
         rows = face_rows(geometry.level, grid.m, surfaces, FACE0)
         surface = surface_gain(raster.codes, raster.zbuf, scene.camera.fx, rows)
-    image = _shade_image(scene, Shading(raster, tables, grid, shadows, sun_shadows, bonnet, surface))
+    lamps = _night(scene, grid, raster, tables, parts, geometry) if scene.night is not None else None
+    image = _shade_image(scene, Shading(raster, tables, grid, shadows, sun_shadows, bonnet, surface, lamps))
     return Frame(
         image=image,
         semantic=np.take(tables.semantic, raster.codes, mode="clip"),
@@ -605,6 +609,19 @@ def render(scene: Scene) -> Frame:
         camera=scene.camera,
         jpeg_quality=scene.effects.jpeg_quality,
     )
+
+
+def _night(
+    scene: Scene, grid: PixelGrid, raster: Raster, tables: CodeTables, parts: list, geometry: PartGeometry | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """What the night's lamps add (:mod:`.night`): the shade of every pixel and the lamps' glow."""
+    normals = np.zeros((len(tables.shade), 3))
+    normals[1:FACE0] = (0.0, -1.0, 0.0)  # the ground faces up (level y points down)
+    if geometry is not None:
+        normals[FACE0:] = (geometry.normals * np.array([1.0, -1.0, 1.0])).reshape(-1, 3)
+    shade = lamp_shade(scene, grid.m, raster.codes, raster.zbuf, normals)
+    emission = emission_table(scene, parts, len(tables.shade), FACE0)
+    return shade, glow(scene, raster.codes, raster.zbuf, emission)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -807,9 +824,13 @@ def _shade_image(scene: Scene, shading: Shading) -> np.ndarray:
     colour = _colour_table(scene, shading.tables)
     colour_codes = _shadow_codes(shading, _sky_codes(shading))
     image = np.take(colour, colour_codes, axis=0, mode="clip")
+    if shading.night is not None:  # albedo x the lamps' shade, before texture and fog as any light
+        image += np.take(_albedo_table(scene, shading.tables), colour_codes, axis=0, mode="clip") * shading.night[0]
     mult, add = _grey_gain_and_offset(scene, shading, colour_codes)
     image *= mult[..., None]
     image += add[..., None]
+    if shading.night is not None:
+        image += shading.night[1]
     if shading.bonnet is not None:
         _mirror_on_bonnet(image, scene.bonnet, shading.bonnet)
     image = cv2.convertScaleAbs(image)  # saturates at 255; the few slightly negative values flip sign
@@ -830,6 +851,13 @@ def _colour_table(scene: Scene, tables: CodeTables) -> np.ndarray:
     tint = 1.0 + _sun_darkness(light) * (SHADOW_TINT - 1.0)
     tint /= tint @ np.array([0.299, 0.587, 0.114])  # same brightness, other hue
     return np.concatenate([lit, sky, lit[:BONNET] * tint]).astype(np.float32)
+
+
+def _albedo_table(scene: Scene, tables: CodeTables) -> np.ndarray:
+    """float32 RGB albedo x camera gain of every colour code (0 for the sky), for light added per pixel."""
+    light = scene.lighting
+    albedo = tables.albedo * (np.asarray(light.tint) * light.exposure * 1.15)
+    return np.concatenate([albedo, np.zeros((SKY_LEVELS, 3)), albedo[:BONNET]]).astype(np.float32)
 
 
 def _sky_codes(shading: Shading) -> np.ndarray:

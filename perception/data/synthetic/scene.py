@@ -2,7 +2,7 @@
 
 A :class:`Scene` is plain data: the camera, one or two roads (a crossing or T-junction adds the
 second), lighting, image effects, a list of :class:`Thing` s built from boxes and, on some frames,
-the ego vehicle's :class:`Bonnet`. Everything is
+the ego vehicle's :class:`Bonnet` and :class:`Night`. Everything is
 sampled from one ``numpy.random.Generator``, so a frame is a pure function of its seed. Nothing here
 depends on the image size except the camera intrinsics: the same seed gives the same world at any
 resolution. Coordinates are the world frame of :mod:`.geometry` (X right, Y up, Z forward).
@@ -10,7 +10,7 @@ resolution. Coordinates are the world frame of :mod:`.geometry` (X right, Y up, 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -117,7 +117,9 @@ class Box:
     """An axis-aligned box in its thing's frame (x right, y up, z forward), from ``lo`` to ``hi``.
 
     ``instance`` parts form the thing's detection box (a traffic light's pole does not); ``faces``
-    overrides the colour of some faces (0 -x, 1 +x, 2 -y, 3 +y, 4 -z, 5 +z).
+    overrides the colour of some faces (0 -x, 1 +x, 2 -y, 3 +y, 4 -z, 5 +z). ``light`` marks a part
+    that shines at night (:mod:`.night`): "street" a street lamp's head, which lights the street
+    below it, "signal" a lit signal lamp, which glows in its own colour.
     """
 
     lo: tuple[float, float, float]
@@ -128,6 +130,7 @@ class Box:
     faces: dict[int, Rgb] | None = None
     texture: float = 0.08  # amplitude of the screen-space texture on this box
     surface: Facade | Foliage | None = None  # detail drawn in the face's own metres (:mod:`.surfaces`)
+    light: str | None = None  # None, "street" or "signal"
 
 
 @dataclass
@@ -187,6 +190,18 @@ class Bonnet:
 
 
 @dataclass
+class Night:
+    """Night on this frame: the sky and the ambient light dark, street lamps and the ego vehicle's
+    low beams lighting what they reach, lamps glowing with a halo (see :mod:`.night`)."""
+
+    street: float  # a street lamp's intensity: the shade of a surface facing it 1 m away
+    street_rgb: Rgb  # its colour (sodium orange or white LED), mean 1
+    beams: float  # the ego vehicle's low beams' peak intensity, likewise
+    glare: float  # share of a lamp's light the lens spreads into a wide halo
+    lit: tuple[int, ...]  # indices into ``Scene.things`` of the vehicles whose lamps are on
+
+
+@dataclass
 class Scene:
     camera: Camera
     width: int
@@ -199,6 +214,7 @@ class Scene:
     kind: str = "straight"  # straight, curve, crossing, t_junction
     setting: str = "urban"  # urban, suburban, rural
     bonnet: Bonnet | None = None
+    night: Night | None = None
 
 
 # ----------------------------------------------------------------------------------------------
@@ -385,7 +401,8 @@ def traffic_light(rng: np.random.Generator, arm: float = 0.0) -> Thing:
     for i, lamp in enumerate([(255, 40, 30), (255, 190, 20), (40, 255, 120)]):
         y = top - 0.3 * (i + 1) + 0.02
         rgb = lamp if i == lit else tuple(c * 0.25 for c in lamp)
-        parts.append(Box((hx - 0.1, y, 0.4), (hx + 0.1, y + 0.2, 0.45), S_POLE, rgb, texture=0.02))
+        light = "signal" if i == lit else None
+        parts.append(Box((hx - 0.1, y, 0.4), (hx + 0.1, y + 0.2, 0.45), S_POLE, rgb, texture=0.02, light=light))
     return Thing(TRAFFIC_LIGHT, 0.0, 0.0, 0.0, parts)
 
 
@@ -509,7 +526,14 @@ def streetlight(rng: np.random.Generator) -> Thing:
         [
             pole(0.0, 0.0, h, 0.18, metal),
             Box((-arm, h - 0.15, -0.07), (-0.09, h, 0.07), S_POLE, metal, instance=False),
-            Box((-arm - 0.5, h - 0.25, -0.15), (-arm, h, 0.15), S_POLE, random_grey(rng, 150, 230), instance=False),
+            Box(
+                (-arm - 0.5, h - 0.25, -0.15),
+                (-arm, h, 0.15),
+                S_POLE,
+                random_grey(rng, 150, 230),
+                instance=False,
+                light="street",
+            ),
         ],
     )
 
@@ -763,6 +787,7 @@ def sample_scene(rng: np.random.Generator, width: int, height: int) -> Scene:
     populate(rng, scene, crowd)
     scene.bonnet = sample_bonnet(rng)  # drawn after the world: every earlier draw, and so the world, is as before
     sample_facades(rng, scene)  # ... and so is the bonnet
+    sample_night(rng, scene)  # ... and so are the façades: a night frame is a day frame's world at night
     return scene
 
 
@@ -772,6 +797,48 @@ def sample_facades(rng: np.random.Generator, scene: Scene) -> None:
         for part in thing.parts:
             if part.sem == S_BUILDING and part.hi[1] - part.lo[1] >= 3.0:
                 part.surface = sample_facade(rng)
+
+
+NIGHT_SHARE = 0.15  # of the frames; BDD100K, the largest public dash-camera set, is about a quarter night
+STREET_LAMPS: list[Rgb] = [(1.45, 0.95, 0.6), (1.05, 1.0, 0.95), (1.15, 1.0, 0.85)]  # sodium, LED, warm LED
+
+
+def sample_night(rng: np.random.Generator, scene: Scene) -> None:
+    """Night on NIGHT_SHARE of the frames: sets ``scene.night`` and darkens ``scene.lighting`` and
+    ``scene.effects`` (no sun, a dark sky with the glow of a town on its horizon, more sensor noise).
+    Drawn after everything else, so the world is the day frame's."""
+    if rng.random() >= NIGHT_SHARE:
+        return
+    vehicles = [i for i, thing in enumerate(scene.things) if thing.label in (CAR, TRUCK, BUS)]
+    lit = tuple(i for i, on in zip(vehicles, rng.random(len(vehicles)) < 0.75, strict=True) if on)  # parked: off
+    glow = np.array([34.0, 27.0, 22.0]) if scene.setting != "rural" else np.array([10.0, 10.0, 13.0])
+    light = scene.lighting
+    scene.lighting = replace(
+        light,
+        dusk=1.0,
+        sun_strength=0.0,
+        ambient=float(rng.uniform(0.02, 0.08)),
+        tint=tuple(float(c) for c in np.array([1.05, 1.0, 0.92]) * rng.uniform(0.95, 1.05, 3)),
+        exposure=float(rng.uniform(1.0, 1.5)),
+        zenith=jitter(rng, (4.0, 5.0, 9.0), 0.3),
+        horizon=jitter(rng, tuple(glow * rng.uniform(0.5, 1.6)), 0.15),
+        clouds=float(rng.uniform(0.0, 0.1)),
+        shadows=False,
+    )
+    fx = scene.effects
+    scene.effects = replace(
+        fx,
+        fog_rgb=tuple(float(c) * 0.8 for c in scene.lighting.horizon),
+        noise_sigma=float(max(fx.noise_sigma, rng.uniform(3.0, 9.0))),
+        motion_blur=fx.motion_blur or (int(rng.integers(3, 8)) if rng.random() < 0.15 else 0),
+    )
+    scene.night = Night(
+        street=float(rng.uniform(25.0, 60.0)),
+        street_rgb=STREET_LAMPS[rng.choice(len(STREET_LAMPS), p=[0.45, 0.35, 0.2])],
+        beams=float(rng.uniform(250.0, 500.0)),
+        glare=float(rng.uniform(0.1, 0.5)),
+        lit=lit,
+    )
 
 
 @dataclass

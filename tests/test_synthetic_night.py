@@ -1,0 +1,135 @@
+"""Night frames of the synthetic world: the world and its labels are the day frame's, and the light
+comes from where the lamps are."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from perception.classes import seg_index
+from perception.data.synthetic import make_scene, night, render
+from perception.data.synthetic import scene as sc
+from perception.data.synthetic.geometry import level_to_camera
+
+MID = {"height": 192, "width": 320}
+LABEL_FIELDS = ("semantic", "depth", "instance", "boxes", "labels", "truncation", "occlusion")
+
+
+def luminance(image: np.ndarray) -> np.ndarray:
+    return image.astype(np.float64) @ np.array([0.299, 0.587, 0.114])
+
+
+def night_scenes(count: int) -> list[tuple[int, sc.Scene]]:
+    found, index = [], 0
+    while len(found) < count:
+        scene = make_scene("train", index, **MID)
+        if scene.night is not None:
+            found.append((index, scene))
+        index += 1
+    return found
+
+
+def day_of(index: int, monkeypatch: pytest.MonkeyPatch) -> sc.Scene:
+    """The same frame with night switched off."""
+    with monkeypatch.context() as m:
+        m.setattr(sc, "NIGHT_SHARE", 0.0)
+        return make_scene("train", index, **MID)
+
+
+def quiet(scene: sc.Scene) -> sc.Scene:
+    """No noise, blur, fog or vignetting, so that light is all that differs between renders."""
+    effects = replace(scene.effects, noise_sigma=0.0, blur_sigma=0.0, motion_blur=0, vignette=0.0, fog_density=0.0)
+    return replace(scene, effects=effects, bonnet=None)
+
+
+def test_night_share_and_lighting():
+    scenes = [make_scene("train", i, height=48, width=80) for i in range(200)]
+    nights = [s for s in scenes if s.night is not None]
+    assert 15 <= len(nights) <= 45  # 15 %
+    for s in nights:
+        assert s.lighting.sun_strength == 0 and not s.lighting.shadows and s.lighting.ambient < 0.1
+        assert max(s.lighting.zenith) < 20 and set(s.night.lit) <= {
+            i for i, t in enumerate(s.things) if t.label in (sc.CAR, sc.TRUCK, sc.BUS)
+        }
+
+
+def test_night_is_the_day_frames_world_with_the_same_labels(monkeypatch):
+    brightness = []
+    for index, scene in night_scenes(4):
+        day = day_of(index, monkeypatch)
+        assert repr(scene.things) == repr(day.things) and repr(scene.roads) == repr(day.roads)
+        assert scene.camera == day.camera and scene.bonnet == day.bonnet
+        at_night, by_day = render(scene), render(day)
+        for key in LABEL_FIELDS:
+            np.testing.assert_array_equal(getattr(at_night, key), getattr(by_day, key), err_msg=key)
+        sky = at_night.semantic == seg_index("sky")
+        brightness.append((luminance(at_night.image).mean(), luminance(by_day.image).mean()))
+        assert np.median(luminance(at_night.image)[sky]) < 50
+    night, day = np.mean(brightness, 0)
+    assert night < 0.6 * day  # some day frames are at dusk already
+
+
+def test_night_lamps_only_change_the_image():
+    for _, scene in night_scenes(3):
+        lit, unlit = render(scene), render(replace(scene, night=None))  # the same dark lighting, no lamps
+        for key in LABEL_FIELDS:
+            np.testing.assert_array_equal(getattr(lit, key), getattr(unlit, key), err_msg=key)
+        assert (luminance(lit.image) > luminance(unlit.image) + 10).mean() > 0.02  # the beams at least
+
+
+def lamp_scene(things: list[sc.Thing], beams: float = 0.0) -> sc.Scene:
+    """A night scene on a straight road holding only ``things``, quiet, with the given low beams."""
+    _, scene = night_scenes(1)[0]
+    scene = quiet(scene)
+    scene.roads = scene.roads[:1]
+    scene.roads[0].curvature = 0.0
+    scene.things = things
+    vehicles = tuple(i for i, t in enumerate(things) if t.label in (sc.CAR, sc.TRUCK, sc.BUS))
+    scene.night = replace(scene.night, beams=beams, glare=0.2, lit=vehicles)
+    return scene
+
+
+def road_pixel(scene: sc.Scene, x: float, z: float) -> tuple[int, int]:
+    """(row, column) of the ground point (x, z) of the level frame."""
+    cam = scene.camera
+    p = level_to_camera(cam, np.array([x, cam.height_m, z]))
+    return round(float(cam.fy * p[1] / p[2] + cam.cy)), round(float(cam.fx * p[0] / p[2] + cam.cx))
+
+
+def test_a_street_lamp_lights_the_road_below_it():
+    lamp = sc.place(sc.streetlight(np.random.default_rng(0)), 4.0, 35.0, 0.0)  # arm over the road, towards -x
+    scene = lamp_scene([lamp])
+    ((x, _, z),) = night.street_lamps(scene, reach=70.0)
+    frame = render(scene)
+    lum = luminance(frame.image)
+    road = frame.semantic == seg_index("road")
+    below, beyond = road_pixel(scene, x, z), road_pixel(scene, x, z + 20.0)
+    assert road[below] and road[beyond]
+    assert lum[below] > 2 * lum[beyond] + 10
+    assert lum[frame.semantic == seg_index("pole_sign")].max() >= 250  # the lamp's head glows
+
+
+def test_the_low_beams_light_the_road_ahead_and_not_the_sky():
+    dark, beams = render(lamp_scene([])), render(lamp_scene([], beams=400.0))
+    gain = luminance(beams.image) - luminance(dark.image)
+    scene = lamp_scene([])
+    near, far = road_pixel(scene, 0.0, 15.0), road_pixel(scene, 0.0, 80.0)
+    assert gain[near] > 20 and gain[near] > 4 * max(gain[far], 1.0)
+    assert np.abs(gain[beams.semantic == seg_index("sky")]).max() <= 1
+
+
+@pytest.mark.parametrize(("yaw", "seen"), [(0.0, "tail"), (np.pi, "head")])
+def test_vehicles_show_red_tail_lamps_and_white_head_lamps(yaw, seen):
+    """A car 10 m ahead driving away shows its red tail lamps; one coming towards the camera its white head lamps."""
+    car = sc.place(sc.car(np.random.default_rng(1)), 0.0, 10.0, yaw)
+    lit, unlit = render(lamp_scene([car])), render(replace(lamp_scene([car]), night=None))
+    added = lit.image.astype(float) - unlit.image.astype(float)
+    glowing = added.sum(-1) > 150
+    assert glowing.sum() > 10
+    red, green, blue = (added[glowing][:, c].mean() for c in range(3))
+    if seen == "tail":
+        assert red > 2 * green and red > 2 * blue
+    else:
+        assert min(red, green, blue) > 0.7 * max(red, green, blue)
