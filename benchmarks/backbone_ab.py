@@ -3,8 +3,9 @@ trained, side by side on the real frames, on synthetic test, in cost and in spee
 
 Train the arms first (equal budget, one recipe):
 
-    for arm in resnet18d-scratch lite0-imagenet lite0-scratch lite1-imagenet; do
-      perception train configs/backbone/$arm.toml --out runs/ab-$arm
+    for config in configs/backbone/*.toml; do
+      arm=$(basename $config .toml)
+      perception train $config --out runs/ab-$arm
       for ds in camvid kitti nuscenes; do
         perception eval runs/ab-$arm/model.safetensors --dataset $ds --out runs/ab-$arm/eval-$ds
       done

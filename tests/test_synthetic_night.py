@@ -12,13 +12,7 @@ from perception.classes import seg_index
 from perception.data.synthetic import make_scene, night, render
 from perception.data.synthetic import scene as sc
 from perception.data.synthetic.geometry import level_to_camera
-
-MID = {"height": 192, "width": 320}
-LABEL_FIELDS = ("semantic", "depth", "instance", "boxes", "labels", "truncation", "occlusion")
-
-
-def luminance(image: np.ndarray) -> np.ndarray:
-    return image.astype(np.float64) @ np.array([0.299, 0.587, 0.114])
+from tests.test_synthetic import LABEL_FIELDS, MID, luminance
 
 
 def night_scenes(count: int) -> list[tuple[int, sc.Scene]]:
@@ -51,7 +45,7 @@ def test_night_share_and_lighting():
     for s in nights:
         assert s.lighting.sun_strength == 0 and not s.lighting.shadows and s.lighting.ambient < 0.1
         assert max(s.lighting.zenith) < 20 and set(s.night.lit) <= {
-            i for i, t in enumerate(s.things) if t.label in (sc.CAR, sc.TRUCK, sc.BUS)
+            i for i, t in enumerate(s.things) if t.label in sc.VEHICLE_LABELS
         }
 
 
@@ -86,7 +80,7 @@ def lamp_scene(things: list[sc.Thing], beams: float = 0.0) -> sc.Scene:
     scene.roads = scene.roads[:1]
     scene.roads[0].curvature = 0.0
     scene.things = things
-    vehicles = tuple(i for i, t in enumerate(things) if t.label in (sc.CAR, sc.TRUCK, sc.BUS))
+    vehicles = tuple(i for i, t in enumerate(things) if t.label in sc.VEHICLE_LABELS)
     scene.night = replace(scene.night, beams=beams, glare=0.2, lit=vehicles)
     return scene
 

@@ -18,6 +18,8 @@ affine in (u, v): the renderer uses this for the ground (n = (0, 1, 0), k = h) a
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from perception.data.sample import Camera
@@ -51,6 +53,15 @@ def plane_inverse_depth(camera: Camera, normal: np.ndarray, offset: np.ndarray) 
 def ground_inverse_depth(camera: Camera) -> np.ndarray:
     """(a, b, c) with 1/z = a u + b v + c on the ground; values <= 0 mean the ray misses it."""
     return plane_inverse_depth(camera, np.array([0.0, 1.0, 0.0]), np.array(camera.height_m))
+
+
+def thing_to_level(x: float, z: float, yaw: float, local: np.ndarray, camera_height: float) -> np.ndarray:
+    """Points [N, 3] in the frame of a thing standing at world (x, z) turned by ``yaw`` (rad from +Z
+    towards +X; x right, y up, z forward) → the level frame."""
+    c, s = math.cos(yaw), math.sin(yaw)
+    wx = x + local[:, 0] * c + local[:, 2] * s
+    wz = z - local[:, 0] * s + local[:, 2] * c
+    return np.stack([wx, camera_height - local[:, 1], wz], -1)
 
 
 def level_to_camera(camera: Camera, points: np.ndarray) -> np.ndarray:

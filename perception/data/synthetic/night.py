@@ -22,8 +22,8 @@ import math
 import cv2
 import numpy as np
 
-from perception.data.synthetic.geometry import level_to_camera
-from perception.data.synthetic.scene import Night, Scene, Thing
+from perception.data.synthetic.geometry import level_to_camera, thing_to_level
+from perception.data.synthetic.scene import Night, Scene
 
 STREET_CUTOFF = 0.2  # a street lamp's light sideways and up, relative to straight down
 BEAM_HEIGHT, BEAM_AHEAD, BEAM_APART = 0.7, 1.5, 0.65  # metres: the low beams relative to the camera
@@ -35,14 +35,6 @@ STREET_REACH = 70.0  # metres
 MAX_SHADE = 1.5  # the most lamp light a surface gets (a knee, not a clip): about a sunny face's
 
 
-def _level(thing: Thing, local: np.ndarray, cam_h: float) -> np.ndarray:
-    """Points [N, 3] in the thing's frame → the level frame (see :mod:`.geometry`)."""
-    c, s = math.cos(thing.yaw), math.sin(thing.yaw)
-    x = thing.x + local[:, 0] * c + local[:, 2] * s
-    z = thing.z - local[:, 0] * s + local[:, 2] * c
-    return np.stack([x, cam_h - local[:, 1], z], -1)
-
-
 def street_lamps(scene: Scene, reach: float) -> np.ndarray:
     """Level-frame positions [N, 3] of the street lamps within ``reach`` metres of the camera's
     view (the ground under one 60 m away gets about 1 % of its light)."""
@@ -51,7 +43,7 @@ def street_lamps(scene: Scene, reach: float) -> np.ndarray:
         for part in thing.parts:
             if part.light == "street":
                 centre = np.array([[(part.lo[0] + part.hi[0]) / 2, part.lo[1] - 0.05, (part.lo[2] + part.hi[2]) / 2]])
-                points.append(_level(thing, centre, scene.camera.height_m)[0])
+                points.append(thing_to_level(thing.x, thing.z, thing.yaw, centre, scene.camera.height_m)[0])
     lamps = np.array(points).reshape(-1, 3)
     near = (lamps[:, 2] > -reach / 3) & (np.hypot(lamps[:, 0], lamps[:, 2]) < reach)
     return lamps[near]
@@ -116,7 +108,8 @@ def vehicle_lamps(scene: Scene) -> list[tuple[np.ndarray, np.ndarray, float]]:
         x = (hi[0] - lo[0]) / 2 - 0.25
         ends = ((hi[2] + 0.02, HEAD_RGB, VEHICLE_GLOW["head"]), (lo[2] - 0.02, TAIL_RGB, VEHICLE_GLOW["tail"]))
         for z, rgb, strength in ends:
-            points = _level(thing, np.array([[-x, y, z], [x, y, z]]), scene.camera.height_m)
+            local = np.array([[-x, y, z], [x, y, z]])
+            points = thing_to_level(thing.x, thing.z, thing.yaw, local, scene.camera.height_m)
             lamps += [(p, rgb, strength) for p in points]
     return lamps
 

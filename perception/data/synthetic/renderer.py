@@ -35,7 +35,7 @@ import numpy as np
 
 from perception.classes import IGNORE_INDEX, seg_index
 from perception.data.sample import Camera
-from perception.data.synthetic.geometry import ground_inverse_depth, level_to_camera, pixel_to_level
+from perception.data.synthetic.geometry import ground_inverse_depth, level_to_camera, pixel_to_level, thing_to_level
 from perception.data.synthetic.night import emission_table, glow, lamp_shade
 from perception.data.synthetic.scene import (
     BUS,
@@ -46,6 +46,7 @@ from perception.data.synthetic.scene import (
     NONE,
     PEDESTRIAN,
     TRUCK,
+    VEHICLE_LABELS,
     YELLOW_STYLES,
     Bonnet,
     Box,
@@ -65,7 +66,6 @@ GROUND_SEMANTIC += [seg_index("lane_marking")] * 2 + [IGNORE_INDEX]
 GROUND_TEXTURE = [0.0, 0.35, 0.3, 0.12, 0.08, 0.16, 0.1, 0.1, 0.02]  # ... and the bonnet's paint
 MATERIAL_NAMES = ["sky", "terrain", "gravel", "sidewalk", "curb", "road", "white", "yellow"]
 
-VEHICLE_LABELS = (CAR, TRUCK, BUS)
 MAX_DEPTH = 200.0  # metres; farther surfaces get depth 0 (invalid) but keep their semantics
 SKY_LEVELS = 96  # quantisation of the sky gradient (hidden by noise)
 NEAR = 0.3  # things with a corner closer than this (camera z) are not drawn
@@ -670,9 +670,8 @@ def _contact_shadows(scene: Scene, height: int, width: int) -> np.ndarray | None
             continue
         lo = np.min([p.lo for p in thing.parts], 0) - 0.15
         hi = np.max([p.hi for p in thing.parts], 0) + 0.15
-        lx, lz = np.array([lo[0], hi[0], hi[0], lo[0]]), np.array([lo[2], lo[2], hi[2], hi[2]])
-        c, s = math.cos(thing.yaw), math.sin(thing.yaw)
-        level = np.stack([thing.x + lx * c + lz * s, np.full(4, cam.height_m), thing.z - lx * s + lz * c], -1)
+        footprint = np.array([[lo[0], 0.0, lo[2]], [hi[0], 0.0, lo[2]], [hi[0], 0.0, hi[2]], [lo[0], 0.0, hi[2]]])
+        level = thing_to_level(thing.x, thing.z, thing.yaw, footprint, cam.height_m)
         p = level_to_camera(cam, level)
         if p[:, 2].min() < NEAR:
             continue
@@ -837,13 +836,18 @@ def _shade_image(scene: Scene, shading: Shading) -> np.ndarray:
     return _optics(image, scene.effects)
 
 
+def _camera_gain(light: Lighting) -> np.ndarray:
+    """RGB gain from reflected light to grey levels: white balance times exposure."""
+    return np.asarray(light.tint) * light.exposure * 1.15
+
+
 def _colour_table(scene: Scene, tables: CodeTables) -> np.ndarray:
     """float32 RGB of every code (albedo x shade x camera gain), then SKY_LEVELS sky colours from
     the horizon up to the zenith, then the codes below BONNET lit by the sky alone (bluer; the
     darkening itself is a grey gain, so that shadow edges can be soft)."""
     light = scene.lighting
     wobble = 1.0 + 0.05 * np.sin(np.arange(len(tables.shade)) * 12.9898)  # fixed per-face brightness jitter
-    gain = np.asarray(light.tint) * light.exposure * 1.15
+    gain = _camera_gain(light)
     sky_gain = light.exposure / max(light.exposure, 0.6)
     levels = np.linspace(0.0, 1.0, SKY_LEVELS)[:, None]
     sky = (np.asarray(light.horizon) + (np.asarray(light.zenith) - np.asarray(light.horizon)) * levels) * sky_gain
@@ -855,8 +859,7 @@ def _colour_table(scene: Scene, tables: CodeTables) -> np.ndarray:
 
 def _albedo_table(scene: Scene, tables: CodeTables) -> np.ndarray:
     """float32 RGB albedo x camera gain of every colour code (0 for the sky), for light added per pixel."""
-    light = scene.lighting
-    albedo = tables.albedo * (np.asarray(light.tint) * light.exposure * 1.15)
+    albedo = tables.albedo * _camera_gain(scene.lighting)
     return np.concatenate([albedo, np.zeros((SKY_LEVELS, 3)), albedo[:BONNET]]).astype(np.float32)
 
 

@@ -26,6 +26,7 @@ DASHED_STYLES = (DASHED_WHITE, DASHED_YELLOW)
 CAR, TRUCK, BUS, PEDESTRIAN, CYCLIST, TRAFFIC_LIGHT, TRAFFIC_SIGN = (
     det_index(n) for n in ("car", "truck", "bus", "pedestrian", "cyclist", "traffic_light", "traffic_sign")
 )
+VEHICLE_LABELS = (CAR, TRUCK, BUS)
 S_BUILDING, S_VEGETATION, S_POLE, S_VEHICLE, S_PERSON = (
     seg_index(n) for n in ("building", "vegetation", "pole_sign", "vehicle", "person")
 )
@@ -809,7 +810,7 @@ def sample_night(rng: np.random.Generator, scene: Scene) -> None:
     Drawn after everything else, so the world is the day frame's."""
     if rng.random() >= NIGHT_SHARE:
         return
-    vehicles = [i for i, thing in enumerate(scene.things) if thing.label in (CAR, TRUCK, BUS)]
+    vehicles = [i for i, thing in enumerate(scene.things) if thing.label in VEHICLE_LABELS]
     lit = tuple(i for i, on in zip(vehicles, rng.random(len(vehicles)) < 0.75, strict=True) if on)  # parked: off
     glow = np.array([34.0, 27.0, 22.0]) if scene.setting != "rural" else np.array([10.0, 10.0, 13.0])
     light = scene.lighting
