@@ -27,7 +27,9 @@ class Settings(BaseSettings):
     admin_key: str = Field("", description="Bearer key for model operations")
     admin_key_file: Path | None = Field(None, description="File holding the admin key")
     providers: str = Field("auto", description="auto (TensorRT ► CUDA ► CPU by availability) or a comma list")
-    intra_op_threads: int = Field(0, description="ONNX Runtime intra-op threads (0: one per core)")
+    intra_op_threads: int = Field(
+        0, description="ONNX Runtime intra-op threads (0: one per usable core: the CPU affinity, capped by a CPU limit)"
+    )
     variant: Literal["auto", "fp32", "fp16", "int8"] = Field(
         "auto",
         description="Precision variant served from a model folder: auto (INT8 on CPU, FP16 on CUDA/TensorRT, FP32 "

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from dataclasses import dataclass, field
 
+from perception.runtime import usable_cores
 from service.batcher import Batcher
 from service.engine import Engine
 from service.metrics import Metrics
@@ -69,7 +69,7 @@ async def start(state: State) -> None:
     )
     state.batcher.start()
     m.queue_depth.set_function(lambda: state.batcher.depth)
-    state.pipeline = Pipeline(state.batcher, settings.max_pixels, os.cpu_count() or 2)
+    state.pipeline = Pipeline(state.batcher, settings.max_pixels, usable_cores())
     if settings.watch_model:
         state.tasks.append(asyncio.create_task(state.models.watch(), name="model-watch"))
     state.ready = True

@@ -10,6 +10,7 @@ import argparse
 import os
 from dataclasses import dataclass, field
 
+from perception.runtime import usable_cores
 from service.engine import choose_providers
 from service.policy import batch_policy
 from service.settings import Settings
@@ -63,7 +64,7 @@ def service_config(args: argparse.Namespace) -> ServiceConfig:
         max_batch=policy.max_batch,
         concurrent_batches=policy.concurrent_batches,
         max_queue_delay_ms=policy.max_queue_delay_ms,
-        threads=settings.intra_op_threads or os.cpu_count() or 1,  # the service's 0: one per core
+        threads=settings.intra_op_threads or usable_cores(),  # the service's 0: one per usable core
         provider=provider,
         settings=settings,
         given={FLAGS[flag][1]: str(value) for flag, value in given.items()},
