@@ -12,6 +12,7 @@ from perception.classes import seg_index
 from perception.data.synthetic import make_scene, night, render
 from perception.data.synthetic import scene as sc
 from perception.data.synthetic.geometry import level_to_camera
+from perception.data.synthetic.surfaces import Facade
 from tests.test_synthetic import LABEL_FIELDS, MID, luminance
 
 
@@ -127,3 +128,30 @@ def test_vehicles_show_red_tail_lamps_and_white_head_lamps(yaw, seen):
         assert red > 2 * green and red > 2 * blue
     else:
         assert min(red, green, blue) > 0.7 * max(red, green, blue)
+
+
+def window_scenes(count: int) -> list[sc.Scene]:
+    """Quiet urban night scenes whose buildings carry windows."""
+    found = []
+    for _, scene in night_scenes(4 * count):
+        facades = [p for t in scene.things for p in t.parts if isinstance(p.surface, Facade)]
+        if scene.setting == "urban" and facades:
+            found.append(quiet(scene))
+        if len(found) == count:
+            break
+    return found
+
+
+def test_lit_windows_glow_on_buildings_and_change_no_label():
+    for scene in window_scenes(3):
+        frames = {share: render(replace(scene, night=replace(scene.night, windows=share))) for share in (0.0, 0.2, 0.6)}
+        for key in LABEL_FIELDS:
+            for share in (0.2, 0.6):
+                np.testing.assert_array_equal(getattr(frames[share], key), getattr(frames[0.0], key), err_msg=key)
+        building = frames[0.0].semantic == seg_index("building")
+        dark = luminance(frames[0.0].image)
+        # a lit pane adds far more than 40 grey levels; its halo, spilling onto the sky, less
+        lit = {share: luminance(frames[share].image) - dark > 40 for share in (0.2, 0.6)}
+        assert lit[0.2].sum() > 0.001 * dark.size
+        assert building[lit[0.2]].mean() > 0.9 and building[lit[0.6]].mean() > 0.9
+        assert lit[0.6].sum() > 1.5 * lit[0.2].sum()  # more panes lit, more light

@@ -11,8 +11,9 @@ sky is still sky, as in a real labelled night frame).
   resized.
 - Glow: the faces of lamp parts (street lamp heads, lit signal lamps) and the head and tail lamps
   of the vehicles in ``Night.lit`` (discs on the front and back of their bounding box, z-tested, so
-  a car facing away shows red and an oncoming one white) are emissive; a narrow bloom and a wide,
-  faint halo (lens glare) spread them.
+  a car facing away shows red and an oncoming one white) are emissive, and so are the façade panes
+  lit from inside (:mod:`.surfaces`, ``Night.windows`` of them); a narrow bloom and a wide, faint
+  halo (lens glare) spread them.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ HEAD_RGB, TAIL_RGB = np.array([1.0, 0.95, 0.85]), np.array([1.0, 0.12, 0.08])
 LAMP_RADIUS = 0.11  # metres, a vehicle lamp's disc
 LAMP_GLOW = {"street": 900.0, "signal": 500.0}  # grey levels a lamp part's faces add (saturated cores)
 VEHICLE_GLOW = {"head": 1200.0, "tail": 500.0}
+WINDOW_RGB = np.array([1.0, 0.8, 0.55])  # a room's warm light through a pane
+WINDOW_GLOW = 110.0  # grey levels a lit pane of mean brightness adds
 STREET_REACH = 70.0  # metres
 MAX_SHADE = 1.5  # the most lamp light a surface gets (a knee, not a clip): about a sunny face's
 
@@ -114,14 +117,25 @@ def vehicle_lamps(scene: Scene) -> list[tuple[np.ndarray, np.ndarray, float]]:
     return lamps
 
 
-def glow(scene: Scene, codes: np.ndarray, zbuf: np.ndarray, emission: np.ndarray) -> np.ndarray:
+def glow(
+    scene: Scene,
+    codes: np.ndarray,
+    zbuf: np.ndarray,
+    emission: np.ndarray,
+    windows: tuple[np.ndarray, np.ndarray] | None = None,
+) -> np.ndarray:
     """float32 [H, W, 3] grey levels the lamps add: the lamp parts' faces (``emission`` [C, 3] per
-    code) and the vehicle lamps' discs, with bloom and glare."""
+    code), the vehicle lamps' discs and the lit windows (``windows``: flat pixel indices and how lit
+    each is, from :func:`.surfaces.surface_gain`), with bloom and glare."""
     height, width = codes.shape
     cam, night = scene.camera, scene.night
     light = np.zeros((height, width, 3), np.float32)
     lit = np.flatnonzero(np.take(emission.any(1), codes))
     light.reshape(-1, 3)[lit] = emission[codes.reshape(-1)[lit]]
+    if windows is not None:
+        idx, amount = windows
+        seen = amount * np.exp(np.float32(-scene.effects.fog_density) / np.maximum(zbuf.reshape(-1)[idx], 1e-6))
+        light.reshape(-1, 3)[idx] += seen[:, None] * (WINDOW_RGB * WINDOW_GLOW).astype(np.float32)
     for pos, rgb, strength in vehicle_lamps(scene):
         p = level_to_camera(cam, pos)
         if p[2] < 1.0:

@@ -56,7 +56,7 @@ from perception.data.synthetic.scene import (
     Scene,
     Thing,
 )
-from perception.data.synthetic.surfaces import face_rows, surface_gain
+from perception.data.synthetic.surfaces import SurfaceDetail, face_rows, surface_gain
 
 SKY, TERRAIN, GRAVEL, SIDEWALK, CURB, ROAD, WHITE, YELLOW, BONNET = range(9)
 FACE0 = 9
@@ -202,7 +202,7 @@ class Shading:
     shadows: np.ndarray | None  # uint8 [H, W] contact shadows under vehicles, or None
     sun_shadows: np.ndarray | None = None  # uint8 [H, W] cast shadows (255 full, softened edges), or None
     bonnet: BonnetPixels | None = None
-    surface: tuple[np.ndarray, np.ndarray] | None = None  # (flat pixel indices, grey gain): windows, foliage
+    surface: SurfaceDetail | None = None  # windows and foliage
     night: tuple[np.ndarray, np.ndarray] | None = None  # (shade the lamps add, glow) [H, W, 3] (:mod:`.night`)
 
 
@@ -594,8 +594,9 @@ def render(scene: Scene) -> Frame:
         sun_shadows = _cast_shadows(scene, geometry, raster)
         surfaces = [p.surface for _, p in parts]
         rows = face_rows(geometry.level, grid.m, surfaces, FACE0)
-        surface = surface_gain(raster.codes, raster.zbuf, scene.camera.fx, rows)
-    lamps = _night(scene, grid, raster, tables, parts, geometry) if scene.night is not None else None
+        lit_share = scene.night.windows if scene.night is not None else 0.0
+        surface = surface_gain(raster.codes, raster.zbuf, scene.camera.fx, rows, lit_share)
+    lamps = _night(scene, grid, raster, tables, parts, geometry, surface) if scene.night is not None else None
     image = _shade_image(scene, Shading(raster, tables, grid, shadows, sun_shadows, bonnet, surface, lamps))
     return Frame(
         image=image,
@@ -612,16 +613,24 @@ def render(scene: Scene) -> Frame:
 
 
 def _night(
-    scene: Scene, grid: PixelGrid, raster: Raster, tables: CodeTables, parts: list, geometry: PartGeometry | None
+    scene: Scene,
+    grid: PixelGrid,
+    raster: Raster,
+    tables: CodeTables,
+    parts: list,
+    geometry: PartGeometry | None,
+    surface: SurfaceDetail | None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """What the night's lamps add (:mod:`.night`): the shade of every pixel and the lamps' glow."""
+    """What the night's lamps add (:mod:`.night`): the shade of every pixel and the glow of the lamps
+    and the lit windows."""
     normals = np.zeros((len(tables.shade), 3))
     normals[1:FACE0] = (0.0, -1.0, 0.0)  # the ground faces up (level y points down)
     if geometry is not None:
         normals[FACE0:] = (geometry.normals * np.array([1.0, -1.0, 1.0])).reshape(-1, 3)
     shade = lamp_shade(scene, grid.m, raster.codes, raster.zbuf, normals)
     emission = emission_table(scene, parts, len(tables.shade), FACE0)
-    return shade, glow(scene, raster.codes, raster.zbuf, emission)
+    windows = (surface.idx, surface.lit) if surface is not None and surface.lit is not None else None
+    return shade, glow(scene, raster.codes, raster.zbuf, emission, windows)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -950,7 +959,7 @@ def _grey_gain_and_offset(scene: Scene, shading: Shading, colour_codes: np.ndarr
     mult *= _texture_field(scene, raster)
     mult += np.float32(1.0)
     if shading.surface is not None:  # façade windows and foliage, in the faces' own metres
-        idx, gain = shading.surface
+        idx, gain = shading.surface.idx, shading.surface.gain
         mult.reshape(-1)[idx] *= gain
     if shading.shadows is not None:  # darken the ground under vehicles (the image only; labels are unaffected)
         np.multiply(mult, np.float32(0.5), out=mult, where=(shading.shadows > 0) & (raster.codes < BONNET))

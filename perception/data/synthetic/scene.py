@@ -200,6 +200,7 @@ class Night:
     beams: float  # the ego vehicle's low beams' peak intensity, likewise
     glare: float  # share of a lamp's light the lens spreads into a wide halo
     lit: tuple[int, ...]  # indices into ``Scene.things`` of the vehicles whose lamps are on
+    windows: float = 0.0  # share of the façades' window panes lit from inside
 
 
 @dataclass
@@ -801,6 +802,7 @@ def sample_facades(rng: np.random.Generator, scene: Scene) -> None:
 
 
 NIGHT_SHARE = 0.15  # of the frames; BDD100K, the largest public dash-camera set, is about a quarter night
+WINDOWS_LIT = {"urban": (0.15, 0.5), "suburban": (0.1, 0.35), "rural": (0.05, 0.25)}  # share of panes
 STREET_LAMPS: list[Rgb] = [(1.45, 0.95, 0.6), (1.05, 1.0, 0.95), (1.15, 1.0, 0.85)]  # sodium, LED, warm LED
 
 
@@ -839,6 +841,7 @@ def sample_night(rng: np.random.Generator, scene: Scene) -> None:
         beams=float(rng.uniform(250.0, 500.0)),
         glare=float(rng.uniform(0.1, 0.5)),
         lit=lit,
+        windows=float(rng.uniform(*WINDOWS_LIT[scene.setting])),
     )
 
 

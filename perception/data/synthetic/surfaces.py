@@ -1,4 +1,5 @@
-"""Surface detail in each box's own coordinates: façade windows and foliage.
+"""Surface detail in each box's own coordinates: façade windows (lit from inside on some panes at
+night) and foliage.
 
 The screen-space texture on things looks the same at every distance, and a building is one flat
 colour; real façades carry rows of windows and real crowns a leafy texture whose grain shrinks with
@@ -139,21 +140,41 @@ def _hash01(*ints: np.ndarray) -> np.ndarray:
     return (h & np.uint32(0xFFFF)).astype(np.float32) / np.float32(65536.0)
 
 
-def _window_gain(s: np.ndarray, t: np.ndarray, px_per_m: np.ndarray, code: np.ndarray, rows: FaceRows) -> np.ndarray:
+@dataclass(frozen=True)
+class SurfaceDetail:
+    """What :func:`surface_gain` found: the pixels showing a face with detail and what it does there."""
+
+    idx: np.ndarray  # flat pixel indices
+    gain: np.ndarray  # float32 grey gain at each
+    lit: np.ndarray | None  # night only: how much of each pixel is a window lit from inside (mean 1 on a pane)
+
+
+def _window_gain(
+    s: np.ndarray, t: np.ndarray, px_per_m: np.ndarray, code: np.ndarray, rows: FaceRows, lit_share: float
+) -> tuple[np.ndarray, np.ndarray | None]:
     """Grey gain on building wall pixels: panes in a grid of floors and columns, none within a margin
-    of the wall's corners, the ground or the roof, each pane a little different from the next."""
+    of the wall's corners, the ground or the roof, each pane a little different from the next. With
+    ``lit_share`` > 0 (night), also the light of the panes lit from inside: that share of them, each
+    its own brightness (0.5-1.5)."""
     floor, column, width, height, glass, spread = (np.take(field, code) for field in rows.facade)
     length, top = (np.take(field, code) for field in rows.extents)
     col, row = np.floor(s / column), np.floor(t / floor)
     fs, ft = s / column - col, t / floor - row
     pane = (np.abs(fs - 0.5) < width / 2) & (np.abs(ft - 0.55) < height / 2)
     pane &= (s > 0.5) & (s < length - 0.5) & (t > 0.8) & (t < top - 0.6)
-    variety = spread * (_hash01(col.astype(np.int32), row.astype(np.int32), code) - 0.5)
+    cell = (col.astype(np.int32), row.astype(np.int32))
+    variety = spread * (_hash01(*cell, code) - 0.5)
     gain = np.where(pane, glass * (1.0 + variety), np.float32(1.0))
     # Far away the grid is finer than the pixels: fade to the wall's mean shade instead of aliasing.
     mean = 1.0 + width * height * (glass - 1.0)
     sharp = np.clip(px_per_m * np.minimum(floor, column) / MIN_WINDOW_PX - 1.0, 0.0, 1.0)
-    return mean + sharp * (gain - mean)
+    gain = mean + sharp * (gain - mean)
+    if lit_share <= 0:
+        return gain, None
+    on = pane & (_hash01(*cell, code + 1) < np.float32(lit_share))
+    level = np.where(on, np.float32(0.5) + _hash01(*cell, code + 2), np.float32(0.0))
+    mean_lit = width * height * np.float32(lit_share)
+    return gain, mean_lit + sharp * (level - mean_lit)
 
 
 def _foliage_gain(s: np.ndarray, t: np.ndarray, px_per_m: np.ndarray, code: np.ndarray) -> np.ndarray:
@@ -168,9 +189,10 @@ def _foliage_gain(s: np.ndarray, t: np.ndarray, px_per_m: np.ndarray, code: np.n
 
 
 def surface_gain(
-    codes: np.ndarray, zbuf: np.ndarray, fx: float, rows: FaceRows
-) -> tuple[np.ndarray, np.ndarray] | None:
-    """(flat pixel indices, grey gain) for every pixel showing a face with detail, or None when none does."""
+    codes: np.ndarray, zbuf: np.ndarray, fx: float, rows: FaceRows, lit_share: float = 0.0
+) -> SurfaceDetail | None:
+    """The detail of every pixel showing a face with it, or None when none does; ``lit_share`` is the
+    share of window panes lit from inside (night; 0 by day)."""
     flat = codes.ravel()
     kinds = np.take(rows.kind, flat, mode="clip")
     idx = np.flatnonzero(kinds)
@@ -188,7 +210,11 @@ def surface_gain(
     px_per_m = np.float32(fx) * zi  # pixels per metre at that depth (on a face turned to the camera)
     gain = np.empty(idx.size, np.float32)
     walls = kinds[idx] == 1
-    gain[walls] = _window_gain(s[walls], t[walls], px_per_m[walls], code[walls], rows)
+    gain[walls], lit_walls = _window_gain(s[walls], t[walls], px_per_m[walls], code[walls], rows, lit_share)
     leaves = ~walls
     gain[leaves] = _foliage_gain(s[leaves], t[leaves], px_per_m[leaves], code[leaves])
-    return idx, gain
+    lit = None
+    if lit_walls is not None:
+        lit = np.zeros(idx.size, np.float32)
+        lit[walls] = lit_walls
+    return SurfaceDetail(idx, gain, lit)
