@@ -31,11 +31,18 @@ def cgroup_cpu_limit(root: Path | None = None) -> float | None:
     return quota / period if quota > 0 and period > 0 else None
 
 
+def allowed_cores() -> tuple[int, ...]:
+    """The cores this process may run on (all of them where affinity cannot be read)."""
+    if hasattr(os, "sched_getaffinity"):
+        return tuple(sorted(os.sched_getaffinity(0)))
+    return tuple(range(os.cpu_count() or 1))
+
+
 def usable_cores(root: Path | None = None) -> int:
     """The cores this process may keep busy: those its CPU affinity allows (``taskset``, a cpuset),
     at most its cgroup's CPU limit rounded up. ``os.cpu_count()`` counts the host's cores either way,
     and one thread per host core under a 2-CPU limit on a 64-core node only queues for the quota."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cores = len(allowed_cores())
     limit = cgroup_cpu_limit(root)
     return max(1, min(cores, math.ceil(limit)) if limit else cores)
 

@@ -20,7 +20,6 @@ from perception.bench.load import start_plain, stop_server
 from perception.bench.pinning import (
     PinError,
     PinPlan,
-    allowed_cores,
     cpu_list,
     parse_cpu_list,
     pin_plan,
@@ -31,6 +30,7 @@ from perception.bench.pinning import (
 from perception.bench.report import TARGETS, evaluate_targets
 from perception.bench.run import PLAIN_SCRIPT, main
 from perception.bench.service_config import service_config
+from perception.runtime import allowed_cores
 from service.engine import choose_providers
 from service.policy import batch_policy
 from service.settings import Settings

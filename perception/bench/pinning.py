@@ -32,13 +32,6 @@ class PinPlan:
         return f"server and raw model on cores {cpu_list(self.server)}, load generator on {cpu_list(self.load)}"
 
 
-def allowed_cores() -> tuple[int, ...]:
-    """The cores this process may run on (all of them where affinity cannot be read)."""
-    if hasattr(os, "sched_getaffinity"):
-        return tuple(sorted(os.sched_getaffinity(0)))
-    return tuple(range(os.cpu_count() or 1))
-
-
 def parse_cpu_list(text: str) -> tuple[int, ...]:
     """``"0,2,4-6"`` → (0, 2, 4, 5, 6); raises PinError on anything else (empty, negative, a bad range)."""
     cores: set[int] = set()

@@ -30,7 +30,7 @@ import onnxruntime as ort
 from perception.bench.arguments import SECTIONS, parse_bench_arguments
 from perception.bench.endtoend import eager_section, frame_work_cpu, plain_section, say, service_section
 from perception.bench.load import LoadGenerator
-from perception.bench.pinning import PinError, PinPlan, allowed_cores, cpu_list, pin_plan
+from perception.bench.pinning import PinError, PinPlan, cpu_list, pin_plan
 from perception.bench.plan import PLANS, Plan
 from perception.bench.report import evaluate_targets, write_markdown, write_plot
 from perception.bench.service_config import ServiceConfig, service_config
@@ -38,6 +38,7 @@ from perception.contract import MODEL_FILE, ModelError, ModelMetadata, resolve_m
 from perception.export.single_task import export_random_init, multi_vs_single_task
 from perception.export.variants import make_int8
 from perception.machine import hardware
+from perception.runtime import allowed_cores
 from perception.timing import FRAMES_DIR, letterboxed_frames, throughput_and_in_flight
 from service.variants import choose
 
