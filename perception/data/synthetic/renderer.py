@@ -56,7 +56,14 @@ from perception.data.synthetic.scene import (
     Scene,
     Thing,
 )
-from perception.data.synthetic.surfaces import SurfaceDetail, face_rows, surface_gain
+from perception.data.synthetic.surfaces import (
+    FOLIAGE,
+    FaceRows,
+    SurfaceDetail,
+    cut_foliage,
+    face_rows,
+    surface_gain,
+)
 
 SKY, TERRAIN, GRAVEL, SIDEWALK, CURB, ROAD, WHITE, YELLOW, BONNET = range(9)
 FACE0 = 9
@@ -458,11 +465,12 @@ def _draw_things(
     grid: PixelGrid,
     geometry: PartGeometry,
     tables: CodeTables,
+    rows: FaceRows,
     raster: Raster,
     raw_id: dict[int, int],
 ) -> Instances:
-    """Draw each thing into its own region (parts back to front), z-test it into ``raster``, and
-    measure the labelled ones."""
+    """Draw each thing into its own region (parts back to front, foliage cut ragged), z-test it into
+    ``raster``, and measure the labelled ones."""
     width, height, cam = scene.width, scene.height, scene.camera
     found = Instances.empty(len(raw_id))
     pu, pv, pz = geometry.pu, geometry.pv, geometry.pc[..., 2]
@@ -492,6 +500,8 @@ def _draw_things(
             continue
         region = (x0, y0, x1, y1)
         roi = _paint_thing(scene.things[ti], cam, geometry, start, stop, region, clipped)
+        if (rows.kind[FACE0 + 6 * start : FACE0 + 6 * stop] == FOLIAGE).any():
+            cut_foliage(roi, (x0, y0), tables.coef, rows, cam.fx)
         _z_test(raster, tables.coef, grid, roi, region)
         if ti in raw_id:
             rid = raw_id[ti]
@@ -585,15 +595,14 @@ def render(scene: Scene) -> Frame:
     if geometry is None:
         found = Instances.empty(len(labelled))
     else:
-        found = _draw_things(scene, grid, geometry, tables, raster, raw_id)
+        rows = face_rows(geometry.level, grid.m, [p.surface for _, p in parts], FACE0)
+        found = _draw_things(scene, grid, geometry, tables, rows, raster, raw_id)
     bonnet = _paint_bonnet(scene, grid, raster)
     boxes = _boxes(scene, raster.codes, tables.instance, labelled, found)
     shadows = _contact_shadows(scene, scene.height, scene.width)
     sun_shadows, surface = None, None
     if geometry is not None:
         sun_shadows = _cast_shadows(scene, geometry, raster)
-        surfaces = [p.surface for _, p in parts]
-        rows = face_rows(geometry.level, grid.m, surfaces, FACE0)
         lit_share = scene.night.windows if scene.night is not None else 0.0
         surface = surface_gain(raster.codes, raster.zbuf, scene.camera.fx, rows, lit_share)
     lamps = _night(scene, grid, raster, tables, parts, geometry, surface) if scene.night is not None else None

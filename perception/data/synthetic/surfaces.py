@@ -1,14 +1,17 @@
 """Surface detail in each box's own coordinates: façade windows (lit from inside on some panes at
-night) and foliage.
+night), foliage, and the ragged edges and gaps of crowns and hedges.
 
 The screen-space texture on things looks the same at every distance, and a building is one flat
 colour; real façades carry rows of windows and real crowns a leafy texture whose grain shrinks with
 distance. Both are drawn here in metres on the face, so they recede with perspective.
 
-Only the image changes: this returns a grey gain for some pixels, never a code, so every label stays
-what the code map says. A face's coordinates come from the same plane algebra as its inverse depth
-(:mod:`.geometry`): a point at inverse depth ``zi`` along pixel (u, v) is ``M (u, v, 1) / zi`` in the
-level frame, so its distance ``s`` along a unit edge direction ``D`` from the box's corner ``O`` is
+Windows and leaves change only the image: a grey gain for some pixels, never a code, so every label
+stays what the code map says. A crown's ragged outline is cut into its codes before the depth test
+(:func:`cut_foliage`), so what shows through a gap is whatever lies behind, labels and all.
+
+A face's coordinates come from the same plane algebra as its inverse depth (:mod:`.geometry`): a
+point at inverse depth ``zi`` along pixel (u, v) is ``M (u, v, 1) / zi`` in the level frame, so its
+distance ``s`` along a unit edge direction ``D`` from the box's corner ``O`` is
 ``(D M) . (u, v, 1) / zi - D . O``: one affine row per face and axis, looked up by code.
 """
 
@@ -17,11 +20,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
+import cv2
 import numpy as np
 
 FOLIAGE_TEXELS_PER_M = 10.0
 FOLIAGE_AMPLITUDE = 0.45
+FRINGE_M = 0.9  # how deep into a crown (from its outline) its ragged edge reaches at most
+LOBE_TEXELS_PER_M = 10.0  # the lobes of that edge and the gaps: about a metre from one to the next
+GAP_THRESHOLD = 0.93  # lobe field above this (about 5 % of a crown) is a gap: what is behind shows
 MIN_WINDOW_PX = 3.0  # a window column or floor narrower than this many pixels fades to its mean shade
+FACADE, FOLIAGE = 1, 2  # FaceRows.kind of a face with windows and of one with leaves (0: neither)
 
 
 @dataclass(frozen=True)
@@ -68,6 +76,19 @@ def foliage_texture() -> np.ndarray:
     clumps = np.real(np.fft.ifft2(spectrum))
     clumps = (clumps - clumps.mean()) / clumps.std() + 0.6 * rng.standard_normal((256, 256))
     return np.tanh(1.2 * clumps).astype(np.float32)
+
+
+@lru_cache(maxsize=1)
+def lobe_texture() -> np.ndarray:
+    """float32 [256, 256] smooth blobs within ±1, about ten texels from one to the next (plus a
+    slower swell), sampled bilinearly: the lobes of a crown's ragged outline and its gaps."""
+    rng = np.random.default_rng(8765)
+    f = np.fft.fftfreq(256)
+    radius = np.sqrt(f[:, None] ** 2 + f[None, :] ** 2)
+    band = np.exp(-(((radius - 0.1) / 0.05) ** 2)) + 0.5 * np.exp(-((radius / 0.02) ** 2))  # period ~10 texels
+    band[0, 0] = 0.0
+    blobs = np.real(np.fft.ifft2(np.fft.fft2(rng.standard_normal((256, 256))) * band))
+    return np.tanh(blobs / blobs.std()).astype(np.float32)
 
 
 @dataclass(frozen=True)
@@ -122,7 +143,7 @@ def face_rows(level: np.ndarray, m: np.ndarray, surfaces: list[Facade | Foliage 
         offsets[codes, j] = np.einsum("qad,qd->qa", units, origin)[:, axis]
         extents[codes, j] = sizes[:, axis]
     is_facade = np.array([isinstance(surfaces[i], Facade) for i in parts])
-    kind[codes] = np.where(is_facade[:, None], np.where(ROOF, 0, 1), 2)
+    kind[codes] = np.where(is_facade[:, None], np.where(ROOF, 0, FACADE), FOLIAGE)
     for q in np.flatnonzero(is_facade):
         f = surfaces[parts[q]]
         facade[codes[q]] = (f.floor_m, f.column_m, f.width, f.height, f.glass, f.spread)
@@ -177,15 +198,75 @@ def _window_gain(
     return gain, mean_lit + sharp * (level - mean_lit)
 
 
+def face_coordinates(
+    code: np.ndarray, u: np.ndarray, v: np.ndarray, zi: np.ndarray, rows: FaceRows
+) -> tuple[np.ndarray, np.ndarray]:
+    """The face coordinates ``s`` and ``t`` (metres) of pixels (u, v) showing faces ``code`` at inverse
+    depths ``zi``."""
+    depth = np.float32(1.0) / zi
+    r = [np.take(field, code) for field in rows.rows]  # the s row's coefficients, then the t row's
+    off_s, off_t = (np.take(field, code) for field in rows.offsets)
+    s = (r[0] * u + r[1] * v + r[2]) * depth - off_s
+    t = (r[3] * u + r[4] * v + r[5]) * depth - off_t
+    return s, t
+
+
+def _texture_at(s: np.ndarray, t: np.ndarray, texels_per_m: float, offset: np.ndarray) -> np.ndarray:
+    """The foliage texture at face coordinates (metres), nearest texel, wrapping."""
+    iu = (np.floor(s * texels_per_m).astype(np.intp) + offset) & 255  # wraps as % 256 does
+    iv = (np.floor(t * texels_per_m).astype(np.intp) + 3 * offset) & 255
+    return np.take(foliage_texture().ravel(), iv * 256 + iu)
+
+
+def _bilinear(texture: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """``texture`` [256, 256] sampled bilinearly at texel coordinates (x, y), wrapping."""
+    x0, y0 = np.floor(x), np.floor(y)
+    wx, wy = (x - x0).astype(np.float32), (y - y0).astype(np.float32)
+    ix, iy = x0.astype(np.intp) & 255, (y0.astype(np.intp) & 255) * 256
+    ix1, iy1 = (ix + 1) & 255, (iy + 256) & 0xFFFF
+    flat = texture.ravel()
+    top = flat[iy + ix] + wx * (flat[iy + ix1] - flat[iy + ix])
+    bottom = flat[iy1 + ix] + wx * (flat[iy1 + ix1] - flat[iy1 + ix])
+    return top + wy * (bottom - top)
+
+
+def cut_foliage(roi: np.ndarray, origin: tuple[int, int], coef: np.ndarray, rows: FaceRows, fx: float) -> None:
+    """Cut a ragged outline and a few gaps into the foliage of one thing's codes ``roi`` (in place: cut
+    pixels become 0, nothing, so the thing's depth test leaves what is behind them). ``origin`` is the
+    image pixel of ``roi[0, 0]`` and ``coef`` the codes' inverse-depth planes.
+
+    A pixel of a crown or hedge is cut when it lies closer to the thing's outline (in metres at its
+    depth) than a lobed fringe up to ``FRINGE_M`` deep (less on a thin hedge), or where the same
+    smooth lobe field is high (a gap). The field lies in the image, scaled to metres at the thing's
+    mean distance: one continuous pattern over all of a crown's faces, the same at any resolution, and
+    no stripes on the faces seen edge-on (the underside of a crown above the camera), which a pattern
+    drawn on the faces themselves would squeeze into thin bands."""
+    leafy = np.take(rows.kind, roi, mode="clip") == FOLIAGE
+    if not leafy.any():
+        return
+    inside = cv2.distanceTransform((roi > 0).astype(np.uint8), cv2.DIST_L2, 3)  # px to the outline
+    np.minimum(inside, np.float32(1e4), out=inside)  # a thing filling its whole region has no outline in it
+    vv, uu = np.nonzero(leafy)
+    code = roi[vv, uu].astype(np.intp)
+    u, v = (uu + origin[0]).astype(np.float32), (vv + origin[1]).astype(np.float32)
+    plane = np.take(coef, code, axis=0)
+    zi = np.maximum(plane[:, 0] * u + plane[:, 1] * v + plane[:, 2], np.float32(1e-6))
+    texels_per_px = LOBE_TEXELS_PER_M / (np.float32(fx) * zi.mean())  # at the thing's mean distance
+    start = (code // 6) * 53  # each part elsewhere in the texture
+    lobes = _bilinear(lobe_texture(), u * texels_per_px + start, v * texels_per_px + 3 * start)
+    thinnest = np.minimum(*(np.take(field, code) for field in rows.extents))
+    fringe = np.minimum(np.float32(FRINGE_M), np.float32(0.35) * thinnest)
+    depth_in = inside[vv, uu] / (np.float32(fx) * zi)  # metres from the outline
+    cut = (depth_in < fringe * 0.5 * (1.0 + lobes)) | (lobes > GAP_THRESHOLD)
+    roi[vv[cut], uu[cut]] = 0
+
+
 def _foliage_gain(s: np.ndarray, t: np.ndarray, px_per_m: np.ndarray, code: np.ndarray) -> np.ndarray:
     """Grey gain of leafy clumps on vegetation pixels, sampled in metres (nearest texel; each part starts
     elsewhere in the texture); the contrast falls where a texel is smaller than a pixel, as a camera
     averages leaves it cannot resolve."""
-    offset = (code // 6) * 37
-    iu = (np.floor(s * FOLIAGE_TEXELS_PER_M).astype(np.intp) + offset) & 255  # wraps as % 256 does
-    iv = (np.floor(t * FOLIAGE_TEXELS_PER_M).astype(np.intp) + 3 * offset) & 255
     amplitude = FOLIAGE_AMPLITUDE * np.clip(px_per_m / FOLIAGE_TEXELS_PER_M, 0.3, 1.0)
-    return 1.0 + amplitude * np.take(foliage_texture().ravel(), iv * 256 + iu)
+    return 1.0 + amplitude * _texture_at(s, t, FOLIAGE_TEXELS_PER_M, (code // 6) * 37)
 
 
 def surface_gain(
@@ -202,14 +283,10 @@ def surface_gain(
     width = codes.shape[1]
     v, u = (x.astype(np.float32) for x in np.divmod(idx, width))
     zi = np.maximum(np.take(zbuf, idx), np.float32(1e-6))
-    depth = np.float32(1.0) / zi
-    r = [np.take(field, code) for field in rows.rows]  # the s row's coefficients, then the t row's
-    off_s, off_t = (np.take(field, code) for field in rows.offsets)
-    s = (r[0] * u + r[1] * v + r[2]) * depth - off_s
-    t = (r[3] * u + r[4] * v + r[5]) * depth - off_t
+    s, t = face_coordinates(code, u, v, zi, rows)
     px_per_m = np.float32(fx) * zi  # pixels per metre at that depth (on a face turned to the camera)
     gain = np.empty(idx.size, np.float32)
-    walls = kinds[idx] == 1
+    walls = kinds[idx] == FACADE
     gain[walls], lit_walls = _window_gain(s[walls], t[walls], px_per_m[walls], code[walls], rows, lit_share)
     leaves = ~walls
     gain[leaves] = _foliage_gain(s[leaves], t[leaves], px_per_m[leaves], code[leaves])
