@@ -108,8 +108,10 @@ def test_semantics_agree_with_instances_and_depth():
         assert (s.depth >= 0).all() and s.depth.max() <= 200.0
         bonnet = s.semantic == IGNORE_INDEX  # the ego vehicle's bonnet: no depth, no instance
         assert (s.depth[bonnet] == 0).all() and (inst[bonnet] == 0).all()
-        # Every other pixel that is not sky has a depth unless it is beyond the 200 m range.
-        assert (s.depth[~sky & ~bonnet] > 0).mean() > 0.9
+        # Every other pixel that is not sky has a depth unless it is beyond the 200 m range, or seen
+        # between the twigs of a bare crown (labelled vegetation, no depth).
+        vegetation = s.semantic == seg_index("vegetation")
+        assert (s.depth[~sky & ~bonnet & ~vegetation] > 0).mean() > 0.9
 
 
 def analytic_ground_depth(camera: Camera, height: int, width: int) -> np.ndarray:
@@ -470,9 +472,14 @@ def without_surfaces(scene: sc.Scene, kind: type = object) -> sc.Scene:
     return bare
 
 
+def is_winter(scene: sc.Scene) -> bool:
+    return any(isinstance(p.surface, sc.Foliage) and p.surface.bare for t in scene.things for p in t.parts)
+
+
 def test_facade_windows_change_the_image_only():
     changed = 0
-    for scene in scenes_where(lambda s: s.setting == "urban" and len(s.things) > 10, 4):
+    # (in summer: a building seen between the twigs of a bare crown is labelled part of the tree)
+    for scene in scenes_where(lambda s: s.setting == "urban" and len(s.things) > 10 and not is_winter(s), 4):
         scene.effects = replace(scene.effects, blur_sigma=0.0, motion_blur=0)  # which spread colours far
         if scene.night is not None:  # lit windows glow beyond their panes (tests/test_synthetic_night.py)
             scene.night = replace(scene.night, windows=0.0)
@@ -516,6 +523,50 @@ def test_a_leafy_crown_is_ragged_and_what_shows_through_is_labelled():
     assert outline.sum() > 1.8 * box_outline.sum()
     inner = cv2.erode(box.astype(np.uint8), np.ones((91, 91), np.uint8)) > 0  # 45 px: over 1 m inside
     assert 0.01 < cut[inner].mean() < 0.2
+
+
+def test_a_bare_crown_is_labelled_whole_and_shows_what_is_behind():
+    """A winter crown: twigs over the wall, the pixels between them the wall's colour but the tree's
+    label (as annotators draw a leafless tree) and no depth; the twigs at the crown's own depth."""
+    scene = tree_before_a_wall(True)
+    crown = scene.things[-1].parts[1]
+    crown.surface, crown.rgb = sc.Foliage(bare=True), sc.BARK
+    quiet = replace(scene.effects, noise_sigma=0.0, blur_sigma=0.0, motion_blur=0)
+    scene.effects = quiet
+    bare, leafy = render(scene), render(tree_before_a_wall(True))
+    behind_scene = tree_before_a_wall(False)
+    behind_scene.things.pop()
+    behind_scene.effects = quiet
+    behind = render(behind_scene)
+    tree = leafy.semantic == VEGETATION
+    outline = bare.semantic == VEGETATION
+    assert (outline == tree).mean() > 0.99  # the same ragged outline (only its gaps are not cut)
+    twigs = outline & (bare.depth > 0)
+    between = outline & (bare.depth == 0)
+    assert 0.1 < twigs.sum() / outline.sum() < 0.7 and between.sum() > 5000
+    np.testing.assert_array_equal(bare.depth[twigs], render(tree_before_a_wall(False)).depth[twigs])
+    np.testing.assert_array_equal(bare.image[between], behind.image[between])  # the wall shows through
+    assert (bare.instance[outline] == 0).all()
+    twig_luma, wall_luma = luminance(bare.image)[twigs].mean(), luminance(behind.image)[twigs].mean()
+    assert abs(twig_luma - wall_luma) > 10  # the twigs are drawn, not the wall
+
+
+def test_winter_frames_are_summer_frames_with_bare_trees(monkeypatch):
+    scenes = [make_scene("train", i, **MID) for i in range(120)]
+    winter = [i for i, s in enumerate(scenes) if is_winter(s)]
+    assert 20 <= len(winter) <= 65  # 35 % of the frames (those with trees)
+    with monkeypatch.context() as m:
+        m.setattr(sc, "WINTER_SHARE", 0.0)
+        for i in winter[:6]:
+            summer, frame = make_scene("train", i, **MID), scenes[i]
+            assert not is_winter(summer) and summer.camera == frame.camera and summer.night == frame.night
+            crowns = [
+                (a, b)
+                for t, u in zip(frame.things, summer.things, strict=True)
+                for a, b in zip(t.parts, u.parts, strict=True)
+                if a != b
+            ]
+            assert crowns and all(a.surface.bare and a.lo == b.lo and a.hi == b.hi for a, b in crowns)
 
 
 def facade_scene(facade: sc.Facade, distance: float = 14.0) -> tuple[sc.Scene, float]:

@@ -59,7 +59,9 @@ from perception.data.synthetic.scene import (
 from perception.data.synthetic.surfaces import (
     FOLIAGE,
     FaceRows,
+    Foliage,
     SurfaceDetail,
+    Veil,
     cut_foliage,
     face_rows,
     surface_gain,
@@ -167,15 +169,17 @@ class PartGeometry:
 
 @dataclass
 class Instances:
-    """Per labelled thing, indexed by raw instance id (index 0 unused): what drawing it found."""
+    """Per labelled thing, indexed by raw instance id (index 0 unused): what drawing it found; and the
+    veils of the bare crowns drawn on the way."""
 
     rois: dict[int, tuple[int, int, int, int]]  # the region (x0, y0, x1, y1) it was drawn into
     own: np.ndarray  # int64: its pixels before the z-test against other things
     truncation: np.ndarray  # float32
+    veils: list[Veil]
 
     @classmethod
     def empty(cls, n_labelled: int) -> Instances:
-        return cls({}, np.zeros(n_labelled + 1, np.int64), np.zeros(n_labelled + 1, np.float32))
+        return cls({}, np.zeros(n_labelled + 1, np.int64), np.zeros(n_labelled + 1, np.float32), [])
 
 
 @dataclass(frozen=True)
@@ -500,8 +504,10 @@ def _draw_things(
             continue
         region = (x0, y0, x1, y1)
         roi = _paint_thing(scene.things[ti], cam, geometry, start, stop, region, clipped)
-        if (rows.kind[FACE0 + 6 * start : FACE0 + 6 * stop] == FOLIAGE).any():
-            cut_foliage(roi, (x0, y0), tables.coef, rows, cam.fx)
+        if (rows.kind[FACE0 + 6 * start : FACE0 + 6 * stop] >= FOLIAGE).any():
+            veil = cut_foliage(roi, (x0, y0), tables.coef, rows, cam.fx)
+            if veil is not None:
+                found.veils.append(veil)
         _z_test(raster, tables.coef, grid, roi, region)
         if ti in raw_id:
             rid = raw_id[ti]
@@ -598,7 +604,8 @@ def render(scene: Scene) -> Frame:
         rows = face_rows(geometry.level, grid.m, [p.surface for _, p in parts], FACE0)
         found = _draw_things(scene, grid, geometry, tables, rows, raster, raw_id)
     bonnet = _paint_bonnet(scene, grid, raster)
-    boxes = _boxes(scene, raster.codes, tables.instance, labelled, found)
+    label_codes, label_zbuf = _veiled(raster, found.veils)
+    boxes = _boxes(scene, label_codes, tables.instance, labelled, found)
     shadows = _contact_shadows(scene, scene.height, scene.width)
     sun_shadows, surface = None, None
     if geometry is not None:
@@ -609,9 +616,9 @@ def render(scene: Scene) -> Frame:
     image = _shade_image(scene, Shading(raster, tables, grid, shadows, sun_shadows, bonnet, surface, lamps))
     return Frame(
         image=image,
-        semantic=np.take(tables.semantic, raster.codes, mode="clip"),
-        depth=_metric_depth(raster.zbuf),
-        instance=np.take(boxes.final[tables.instance], raster.codes, mode="clip"),
+        semantic=np.take(tables.semantic, label_codes, mode="clip"),
+        depth=_metric_depth(label_zbuf),
+        instance=np.take(boxes.final[tables.instance], label_codes, mode="clip"),
         boxes=boxes.boxes,
         labels=boxes.labels,
         truncation=boxes.truncation,
@@ -644,6 +651,23 @@ def _night(
 
 # ----------------------------------------------------------------------------------------------
 # Labels.
+
+
+def _veiled(raster: Raster, veils: list[Veil]) -> tuple[np.ndarray, np.ndarray]:
+    """The codes and inverse depths the labels read: the raster's, but where a bare crown's veil lies in
+    front of what the image shows there, the crown's code and no depth (the sky and the street seen
+    between its twigs are labelled part of the tree, as annotators draw one; a LiDAR's returns there
+    mix twigs and what is behind, so no depth is claimed). Nearer veils win."""
+    if not veils:
+        return raster.codes, raster.zbuf
+    v, u, code, zi = (np.concatenate([getattr(w, k) for w in veils]) for k in ("v", "u", "code", "zi"))
+    order = np.argsort(zi, kind="stable")  # far to near: the nearest veil is written last
+    v, u, code, zi = v[order], u[order], code[order], zi[order]
+    behind = (raster.zbuf[v, u] < zi) & (raster.codes[v, u] != BONNET)
+    codes, zbuf = raster.codes.copy(), raster.zbuf.copy()
+    codes[v[behind], u[behind]] = code[behind]
+    zbuf[v[behind], u[behind]] = 0.0
+    return codes, zbuf
 
 
 def _boxes(scene: Scene, codes: np.ndarray, inst_lut: np.ndarray, labelled: list[int], found: Instances) -> Boxes:
@@ -739,10 +763,13 @@ def _sun_darkness(light: Lighting) -> float:
 
 def _shadow_casters(scene: Scene, geometry: PartGeometry) -> list[tuple[int, int]]:
     """Part ranges that cast one shadow each: a whole vehicle or person (its parts are piled up, so
-    the hull of their shadows is about their union), else each part of at least MIN_CASTER."""
+    the hull of their shadows is about their union), else each part of at least MIN_CASTER but bare
+    crowns."""
     owner = geometry.owner.tolist()
     first = np.flatnonzero(np.diff(geometry.owner, prepend=-1)).tolist()
     big = ((geometry.hi - geometry.lo).max(1) >= MIN_CASTER).tolist()
+    bare = [isinstance(p.surface, Foliage) and p.surface.bare for thing in scene.things for p in thing.parts]
+    big = [b and not leafless for b, leafless in zip(big, bare, strict=True)]  # twigs cast no solid shadow
     casters = []
     for start, stop in pairwise([*first, len(owner)]):
         if scene.things[owner[start]].label in STACKED:

@@ -789,7 +789,8 @@ def sample_scene(rng: np.random.Generator, width: int, height: int) -> Scene:
     populate(rng, scene, crowd)
     scene.bonnet = sample_bonnet(rng)  # drawn after the world: every earlier draw, and so the world, is as before
     sample_facades(rng, scene)  # ... and so is the bonnet
-    sample_night(rng, scene)  # ... and so are the façades: a night frame is a day frame's world at night
+    sample_season(rng, scene)  # ... and so are the façades: a winter frame is a summer frame's world, leafless
+    sample_night(rng, scene)  # ... and so is the season: a night frame is a day frame's world at night
     return scene
 
 
@@ -843,6 +844,27 @@ def sample_night(rng: np.random.Generator, scene: Scene) -> None:
         lit=lit,
         windows=float(rng.uniform(*WINDOWS_LIT[scene.setting])),
     )
+
+
+WINTER_SHARE = 0.35  # frames whose trees are bare (CamVid's validation sequence was filmed in winter)
+EVERGREEN_SHARE = 0.2  # trees that keep their leaves in winter
+BARK: Rgb = (95, 85, 75)
+
+
+def sample_season(rng: np.random.Generator, scene: Scene) -> None:
+    """Winter on WINTER_SHARE of the frames: the crowns of the trees bare (but for the evergreens)
+    and bark-coloured, hedges leafy still. Drawn after the world, so the world is the summer frame's,
+    from a stream of its own that takes one draw from ``rng``, so the night drawn next is the same
+    whatever the season."""
+    rng = np.random.default_rng(int(rng.integers(2**62)))
+    if rng.random() >= WINTER_SHARE:
+        return
+    for thing in scene.things:
+        crowns = [p for p in thing.parts if isinstance(p.surface, Foliage) and p.lo[1] > 0.0]  # hedges: on the ground
+        if crowns and rng.random() >= EVERGREEN_SHARE:
+            bark = jitter(rng, BARK, 0.25)
+            for part in crowns:
+                part.surface, part.rgb = Foliage(bare=True), bark
 
 
 @dataclass

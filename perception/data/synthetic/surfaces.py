@@ -29,7 +29,10 @@ FRINGE_M = 0.9  # how deep into a crown (from its outline) its ragged edge reach
 LOBE_TEXELS_PER_M = 10.0  # the lobes of that edge and the gaps: about a metre from one to the next
 GAP_THRESHOLD = 0.93  # lobe field above this (about 5 % of a crown) is a gap: what is behind shows
 MIN_WINDOW_PX = 3.0  # a window column or floor narrower than this many pixels fades to its mean shade
-FACADE, FOLIAGE = 1, 2  # FaceRows.kind of a face with windows and of one with leaves (0: neither)
+TWIG_TEXELS_PER_M, TWIG_M = 30.0, 0.025  # a bare crown's twigs: about 0.2 m apart, 2.5 cm thick
+LIMB_TEXELS_PER_M, LIMB_M = 6.0, 0.1  # ... and its limbs: about 1 m apart, 10 cm thick
+MIN_TWIG_PX = 0.8  # thinner branches than this many pixels are drawn this thick (a camera blurs them wider)
+FACADE, FOLIAGE, BRANCHES = 1, 2, 3  # FaceRows.kind: windows, leaves, a bare crown (0: none of them)
 
 
 @dataclass(frozen=True)
@@ -47,7 +50,11 @@ class Facade:
 @dataclass(frozen=True)
 class Foliage:
     """A leafy texture on vegetation (where in the texture a part starts follows from its index, so
-    that crowns differ)."""
+    that crowns differ). A ``bare`` crown is a winter tree's: twigs and limbs with the sky, or whatever
+    lies behind, showing between them, labelled as one vegetation region as CamVid's and Cityscapes'
+    annotators draw a leafless tree (see :func:`cut_foliage`)."""
+
+    bare: bool = False
 
 
 def sample_facade(rng: np.random.Generator) -> Facade | None:
@@ -143,7 +150,8 @@ def face_rows(level: np.ndarray, m: np.ndarray, surfaces: list[Facade | Foliage 
         offsets[codes, j] = np.einsum("qad,qd->qa", units, origin)[:, axis]
         extents[codes, j] = sizes[:, axis]
     is_facade = np.array([isinstance(surfaces[i], Facade) for i in parts])
-    kind[codes] = np.where(is_facade[:, None], np.where(ROOF, 0, FACADE), FOLIAGE)
+    is_bare = np.array([isinstance(surfaces[i], Foliage) and surfaces[i].bare for i in parts])
+    kind[codes] = np.where(is_facade[:, None], np.where(ROOF, 0, FACADE), np.where(is_bare, BRANCHES, FOLIAGE)[:, None])
     for q in np.flatnonzero(is_facade):
         f = surfaces[parts[q]]
         facade[codes[q]] = (f.floor_m, f.column_m, f.width, f.height, f.glass, f.spread)
@@ -230,20 +238,35 @@ def _bilinear(texture: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return top + wy * (bottom - top)
 
 
-def cut_foliage(roi: np.ndarray, origin: tuple[int, int], coef: np.ndarray, rows: FaceRows, fx: float) -> None:
+@dataclass(frozen=True)
+class Veil:
+    """Pixels of a bare crown through which something farther shows: image row and column, the crown's
+    code and its inverse depth there. The image shows what is behind; the labels are the crown's."""
+
+    v: np.ndarray
+    u: np.ndarray
+    code: np.ndarray
+    zi: np.ndarray
+
+
+def cut_foliage(roi: np.ndarray, origin: tuple[int, int], coef: np.ndarray, rows: FaceRows, fx: float) -> Veil | None:
     """Cut a ragged outline and a few gaps into the foliage of one thing's codes ``roi`` (in place: cut
     pixels become 0, nothing, so the thing's depth test leaves what is behind them). ``origin`` is the
-    image pixel of ``roi[0, 0]`` and ``coef`` the codes' inverse-depth planes.
+    image pixel of ``roi[0, 0]`` and ``coef`` the codes' inverse-depth planes. A bare crown keeps its
+    codes only on its twigs and limbs; the pixels between them inside its outline are cut too and
+    returned as its :class:`Veil`.
 
     A pixel of a crown or hedge is cut when it lies closer to the thing's outline (in metres at its
     depth) than a lobed fringe up to ``FRINGE_M`` deep (less on a thin hedge), or where the same
     smooth lobe field is high (a gap). The field lies in the image, scaled to metres at the thing's
     mean distance: one continuous pattern over all of a crown's faces, the same at any resolution, and
     no stripes on the faces seen edge-on (the underside of a crown above the camera), which a pattern
-    drawn on the faces themselves would squeeze into thin bands."""
-    leafy = np.take(rows.kind, roi, mode="clip") == FOLIAGE
+    drawn on the faces themselves would squeeze into thin bands. Branches are thin lines along the
+    zero crossings of the same field at two finer scales, at least ``MIN_TWIG_PX`` wide."""
+    kinds = np.take(rows.kind, roi, mode="clip")
+    leafy = kinds >= FOLIAGE
     if not leafy.any():
-        return
+        return None
     inside = cv2.distanceTransform((roi > 0).astype(np.uint8), cv2.DIST_L2, 3)  # px to the outline
     np.minimum(inside, np.float32(1e4), out=inside)  # a thing filling its whole region has no outline in it
     vv, uu = np.nonzero(leafy)
@@ -251,14 +274,34 @@ def cut_foliage(roi: np.ndarray, origin: tuple[int, int], coef: np.ndarray, rows
     u, v = (uu + origin[0]).astype(np.float32), (vv + origin[1]).astype(np.float32)
     plane = np.take(coef, code, axis=0)
     zi = np.maximum(plane[:, 0] * u + plane[:, 1] * v + plane[:, 2], np.float32(1e-6))
-    texels_per_px = LOBE_TEXELS_PER_M / (np.float32(fx) * zi.mean())  # at the thing's mean distance
+    m_per_px = np.float32(1.0) / (np.float32(fx) * zi.mean())  # at the thing's mean distance
     start = (code // 6) * 53  # each part elsewhere in the texture
-    lobes = _bilinear(lobe_texture(), u * texels_per_px + start, v * texels_per_px + 3 * start)
+    per_px = m_per_px * LOBE_TEXELS_PER_M
+    lobes = _bilinear(lobe_texture(), u * per_px + start, v * per_px + 3 * start)
     thinnest = np.minimum(*(np.take(field, code) for field in rows.extents))
     fringe = np.minimum(np.float32(FRINGE_M), np.float32(0.35) * thinnest)
     depth_in = inside[vv, uu] / (np.float32(fx) * zi)  # metres from the outline
-    cut = (depth_in < fringe * 0.5 * (1.0 + lobes)) | (lobes > GAP_THRESHOLD)
-    roi[vv[cut], uu[cut]] = 0
+    outside = depth_in < fringe * 0.5 * (1.0 + lobes)
+    bare = kinds[vv, uu] == BRANCHES
+    cut = outside | ((lobes > GAP_THRESHOLD) & ~bare)
+    between = bare & ~outside & ~_on_branch(u, v, m_per_px, start)
+    roi[vv[cut | between], uu[cut | between]] = 0
+    if not between.any():
+        return None
+    return Veil(v[between].astype(np.intp), u[between].astype(np.intp), code[between], zi[between])
+
+
+def _on_branch(u: np.ndarray, v: np.ndarray, m_per_px: np.float32, start: np.ndarray) -> np.ndarray:
+    """Whether pixels (u, v) of a bare crown lie on a twig or a limb: near a zero crossing of the lobe
+    field at the twigs' and the limbs' scale (the field changes by about 0.6 a texel, so a line
+    ``w`` texels wide is where it is within ``0.3 w`` of zero)."""
+    on = np.zeros(u.shape, bool)
+    for texels_per_m, thick_m, shift in ((TWIG_TEXELS_PER_M, TWIG_M, 17), (LIMB_TEXELS_PER_M, LIMB_M, 71)):
+        per_px = m_per_px * texels_per_m
+        field = _bilinear(lobe_texture(), u * per_px + start + shift, v * per_px + 3 * start + shift)
+        width = max(thick_m * texels_per_m, MIN_TWIG_PX * float(per_px))  # texels
+        on |= np.abs(field) < 0.3 * width
+    return on
 
 
 def _foliage_gain(s: np.ndarray, t: np.ndarray, px_per_m: np.ndarray, code: np.ndarray) -> np.ndarray:
