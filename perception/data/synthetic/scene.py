@@ -452,8 +452,8 @@ def building(rng: np.random.Generator, length: float, depth: float, setting: str
 
 
 def tree(rng: np.random.Generator) -> Thing:
-    trunk_h, trunk_w = rng.uniform(1.5, 4.5), rng.uniform(0.2, 0.5)
-    crown_w, crown_h = rng.uniform(2.5, 9.0), rng.uniform(2.5, 8.0)
+    trunk_h, trunk_w = rng.uniform(1.2, 3.0), rng.uniform(0.2, 0.45)
+    crown_w, crown_h = rng.uniform(2.0, 6.0), rng.uniform(2.0, 6.0)
     leaf = green(rng)
     parts = [
         Box(
