@@ -100,7 +100,7 @@ def lobe_texture() -> np.ndarray:
 
 @dataclass(frozen=True)
 class FaceRows:
-    """Per material code: which detail it gets (0 none, 1 façade, 2 foliage), the affine rows giving its
+    """Per material code: which detail it gets (0 none, FACADE, FOLIAGE or BRANCHES), the affine rows giving its
     face coordinates ``s`` (along the face, horizontal where the face is vertical) and ``t`` (up a
     vertical face) times the inverse depth, the face's size along both, and its façade's parameters.
 
@@ -206,26 +206,6 @@ def _window_gain(
     return gain, mean_lit + sharp * (level - mean_lit)
 
 
-def face_coordinates(
-    code: np.ndarray, u: np.ndarray, v: np.ndarray, zi: np.ndarray, rows: FaceRows
-) -> tuple[np.ndarray, np.ndarray]:
-    """The face coordinates ``s`` and ``t`` (metres) of pixels (u, v) showing faces ``code`` at inverse
-    depths ``zi``."""
-    depth = np.float32(1.0) / zi
-    r = [np.take(field, code) for field in rows.rows]  # the s row's coefficients, then the t row's
-    off_s, off_t = (np.take(field, code) for field in rows.offsets)
-    s = (r[0] * u + r[1] * v + r[2]) * depth - off_s
-    t = (r[3] * u + r[4] * v + r[5]) * depth - off_t
-    return s, t
-
-
-def _texture_at(s: np.ndarray, t: np.ndarray, texels_per_m: float, offset: np.ndarray) -> np.ndarray:
-    """The foliage texture at face coordinates (metres), nearest texel, wrapping."""
-    iu = (np.floor(s * texels_per_m).astype(np.intp) + offset) & 255  # wraps as % 256 does
-    iv = (np.floor(t * texels_per_m).astype(np.intp) + 3 * offset) & 255
-    return np.take(foliage_texture().ravel(), iv * 256 + iu)
-
-
 def _bilinear(texture: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """``texture`` [256, 256] sampled bilinearly at texel coordinates (x, y), wrapping."""
     x0, y0 = np.floor(x), np.floor(y)
@@ -308,8 +288,11 @@ def _foliage_gain(s: np.ndarray, t: np.ndarray, px_per_m: np.ndarray, code: np.n
     """Grey gain of leafy clumps on vegetation pixels, sampled in metres (nearest texel; each part starts
     elsewhere in the texture); the contrast falls where a texel is smaller than a pixel, as a camera
     averages leaves it cannot resolve."""
+    offset = (code // 6) * 37
+    iu = (np.floor(s * FOLIAGE_TEXELS_PER_M).astype(np.intp) + offset) & 255  # wraps as % 256 does
+    iv = (np.floor(t * FOLIAGE_TEXELS_PER_M).astype(np.intp) + 3 * offset) & 255
     amplitude = FOLIAGE_AMPLITUDE * np.clip(px_per_m / FOLIAGE_TEXELS_PER_M, 0.3, 1.0)
-    return 1.0 + amplitude * _texture_at(s, t, FOLIAGE_TEXELS_PER_M, (code // 6) * 37)
+    return 1.0 + amplitude * np.take(foliage_texture().ravel(), iv * 256 + iu)
 
 
 def surface_gain(
@@ -326,7 +309,11 @@ def surface_gain(
     width = codes.shape[1]
     v, u = (x.astype(np.float32) for x in np.divmod(idx, width))
     zi = np.maximum(np.take(zbuf, idx), np.float32(1e-6))
-    s, t = face_coordinates(code, u, v, zi, rows)
+    depth = np.float32(1.0) / zi
+    r = [np.take(field, code) for field in rows.rows]  # the s row's coefficients, then the t row's
+    off_s, off_t = (np.take(field, code) for field in rows.offsets)
+    s = (r[0] * u + r[1] * v + r[2]) * depth - off_s
+    t = (r[3] * u + r[4] * v + r[5]) * depth - off_t
     px_per_m = np.float32(fx) * zi  # pixels per metre at that depth (on a face turned to the camera)
     gain = np.empty(idx.size, np.float32)
     walls = kinds[idx] == FACADE
