@@ -184,7 +184,8 @@ def test_truncation_and_occlusion_occur_in_sampled_frames():
 
 def test_variety_over_fifty_frames():
     samples = full_samples()
-    counts = np.array([len(s.boxes) for s in samples])
+    furniture = [DETECTION_CLASSES.index(n) for n in ("traffic_light", "traffic_sign")]
+    counts = np.array([(~np.isin(s.labels, furniture)).sum() for s in samples])  # road users
     heights = np.concatenate([s.boxes[:, 3] - s.boxes[:, 1] for s in samples])
     labels = np.concatenate([s.labels for s in samples])
     kinds = {make_scene("val", i).kind for i in range(len(samples))}
@@ -625,3 +626,46 @@ def test_far_windows_fade_instead_of_aliasing():
         spread[distance] = lum.std() / lum.mean()
     near, far = spread.values()
     assert near > 0.3 and far < 0.02, spread
+
+
+def test_street_furniture_adds_pole_sign_in_front_and_changes_nothing_else(monkeypatch):
+    pole_sign = seg_index("pole_sign")
+    changed = 0
+    for i in range(8):
+        frame = render(make_scene("train", i, **MID))
+        with monkeypatch.context() as m:
+            m.setattr(sc, "WALL_SIGNS_PER_M", dict.fromkeys(sc.WALL_SIGNS_PER_M, 0.0))
+            m.setattr(sc, "KERB_POSTS", dict.fromkeys(sc.KERB_POSTS, 0.0))
+            bare = render(make_scene("train", i, **MID))
+        moved = frame.semantic != bare.semantic
+        assert (frame.semantic[moved] == pole_sign).all()  # furniture is pole_sign and hides what is behind it
+        hidden = moved & ~np.isin(bare.semantic, GROUND)  # where a post meets the ground, the ground's
+        closer = (bare.depth[hidden] == 0) | (frame.depth[hidden] < bare.depth[hidden])  # pixel spans its foot
+        assert closer.all()  # ... which was sky, or farther away
+        changed += int(moved.sum())
+    assert changed > 0.004 * 8 * 192 * 320
+
+
+def to_road(scene: sc.Scene, thing: sc.Thing, lx: float, lz: float) -> float:
+    """How far the point (lx, lz) of ``thing``'s frame lies from the nearest road's centre line."""
+    c, s = np.cos(thing.yaw), np.sin(thing.yaw)
+    return sc.road_distance(scene.roads, thing.x + lx * c + lz * s, thing.z - lx * s + lz * c)
+
+
+def test_wall_signs_hang_from_the_wall_over_the_street():
+    signs = 0
+    for i in range(30):
+        scene = make_scene("train", i, height=384, width=640)
+        walls = {(t.x, t.z, t.yaw): p for t in scene.things for p in t.parts if isinstance(p.surface, sc.Facade)}
+        hung = [t for t in scene.things if (t.x, t.z, t.yaw) in walls and t.parts[0].surface is None]
+        for sign in hung:  # placed where its building is, in the building's frame
+            wall, bracket = walls[sign.x, sign.z, sign.yaw], sign.parts[0]
+            assert {p.sem for p in sign.parts} == {sc.S_POLE}
+            ends = (bracket.lo[0], bracket.hi[0])
+            on_wall = [x for x in ends if x in (wall.lo[0], wall.hi[0])]
+            assert len(on_wall) == 1  # one end on the wall ...
+            outer, mid = ends[1] if on_wall[0] == ends[0] else ends[0], (wall.lo[2] + wall.hi[2]) / 2
+            assert to_road(scene, sign, outer, mid) < to_road(scene, sign, on_wall[0], mid)  # ... on the road's side
+            assert 2.0 < bracket.hi[1] <= wall.hi[1]
+            signs += 1
+    assert signs > 30

@@ -94,8 +94,10 @@ def road_pixel(scene: sc.Scene, x: float, z: float) -> tuple[int, int]:
 
 
 def test_a_street_lamp_lights_the_road_below_it():
-    lamp = sc.place(sc.streetlight(np.random.default_rng(0)), 4.0, 35.0, 0.0)  # arm over the road, towards -x
-    scene = lamp_scene([lamp])
+    scene = lamp_scene([])
+    road = scene.roads[0]
+    x, z, heading = road.frame(35.0, road.right_edge + road.curb + 0.5)  # on the kerb ...
+    scene.things = [sc.place(sc.streetlight(np.random.default_rng(0)), x, z, heading)]  # ... its arm over the road
     ((x, _, z),) = night.street_lamps(scene, reach=70.0)
     frame = render(scene)
     lum = luminance(frame.image)

@@ -790,7 +790,8 @@ def sample_scene(rng: np.random.Generator, width: int, height: int) -> Scene:
     scene.bonnet = sample_bonnet(rng)  # drawn after the world: every earlier draw, and so the world, is as before
     sample_facades(rng, scene)  # ... and so is the bonnet
     sample_season(rng, scene)  # ... and so are the façades: a winter frame is a summer frame's world, leafless
-    sample_night(rng, scene)  # ... and so is the season: a night frame is a day frame's world at night
+    sample_furniture(rng, scene)  # ... and so is the season
+    sample_night(rng, scene)  # ... and so is the furniture: a night frame is a day frame's world at night
     return scene
 
 
@@ -865,6 +866,100 @@ def sample_season(rng: np.random.Generator, scene: Scene) -> None:
             bark = jitter(rng, BARK, 0.25)
             for part in crowns:
                 part.surface, part.rgb = Foliage(bare=True), bark
+
+
+WALL_SIGNS_PER_M = {"urban": 1 / 7, "suburban": 1 / 25, "rural": 0.0}  # of façade facing a road
+KERB_POSTS = {"urban": 2.5, "suburban": 1.2, "rural": 0.3}  # sign posts a road side, besides place_signs'
+SHOP_SIGNS: list[Rgb] = [(200, 40, 40), (30, 60, 140), (235, 235, 225), (40, 40, 45), (30, 110, 60), (220, 170, 40)]
+
+
+def sample_furniture(rng: np.random.Generator, scene: Scene) -> None:
+    """Street furniture: signs hanging from the façades that face a road, and more sign posts by the
+    kerbs, all pole_sign (a town street in CamVid has about 1.6 % pole_sign pixels, the world had
+    0.9 %). Drawn after the season, from a stream of its own that takes one draw from ``rng``, so
+    the world and season are the frame's without it."""
+    rng = np.random.default_rng(int(rng.integers(2**62)))
+    for thing in list(scene.things):
+        for part in thing.parts:
+            if isinstance(part.surface, Facade):
+                front = road_side(scene.roads, thing, part)
+                count = rng.poisson(WALL_SIGNS_PER_M[scene.setting] * (part.hi[2] - part.lo[2]))
+                for z in rng.uniform(part.lo[2] + 0.6, part.hi[2] - 0.6, count):
+                    scene.things.append(wall_sign(rng, thing, part, front, float(z)))
+    for ri, road in enumerate(scene.roads):
+        for side in (1, -1):
+            edge = (road.right_edge if side > 0 else road.left_edge) + road.curb
+            for _ in range(rng.poisson(KERB_POSTS[scene.setting])):
+                s = rng.uniform(3.0, 100.0) if ri == 0 else rng.uniform(-80.0, 80.0)
+                x, z, h = road.frame(float(s), side * (edge + rng.uniform(0.3, 0.8) + road.shoulder))
+                if in_corridor(scene.roads, x, z, 0.5, skip=ri) or not exists(scene.roads, road, x, z):
+                    continue
+                if any(covers(thing, x, z, 0.5) for thing in scene.things):
+                    continue
+                facing = np.pi if side > 0 or rng.random() < 0.5 else 0.0
+                scene.things.append(place(traffic_sign(rng), x, z, h + facing + rng.normal(0.0, 0.1)))
+
+
+def road_side(roads: list[Road], thing: Thing, part: Box) -> int:
+    """Which of ``part``'s x faces (-1 or +1, in ``thing``'s frame) looks at the nearest road."""
+    c, s = np.cos(thing.yaw), np.sin(thing.yaw)
+    mid = (part.lo[2] + part.hi[2]) / 2
+
+    def distance(lx: float) -> float:
+        return road_distance(roads, thing.x + lx * c + mid * s, thing.z - lx * s + mid * c)
+
+    return -1 if distance(part.lo[0]) < distance(part.hi[0]) else 1
+
+
+def road_distance(roads: list[Road], x: float, z: float) -> float:
+    """How far (x, z) lies from the centre line of the nearest road that is there (a T-junction's
+    arm is on one side of the main road only)."""
+    a0, b0 = roads[0].along_across(x, z)
+    side = roads[0].lateral(a0, b0)
+    near = [
+        abs(float(road.lateral(a, b)))
+        for road in roads
+        for a, b in [road.along_across(x, z)]
+        if road.ahead(a, b) and road.side_of * side >= 0
+    ]
+    return min(near, default=float("inf"))
+
+
+def wall_sign(rng: np.random.Generator, thing: Thing, part: Box, front: int, z: float) -> Thing:
+    """A plate hanging from a bracket on the ``front`` x face of ``thing``'s ``part``, at ``z`` along
+    it; in the thing's own frame, so placed where the thing is."""
+    wall = part.lo[0] if front < 0 else part.hi[0]
+    out = rng.uniform(0.5, 1.0)
+    top = min(rng.uniform(2.6, 4.5), part.hi[1] - 0.3)
+    tall = rng.uniform(0.35, 0.9)
+    colour, metal = jitter(rng, SHOP_SIGNS[rng.integers(len(SHOP_SIGNS))], 0.2), random_grey(rng, 40, 90)
+
+    def across(a: float, b: float) -> tuple[float, float]:
+        return tuple(sorted((wall + front * a, wall + front * b)))
+
+    (bx0, bx1), (px0, px1) = across(0.0, out), across(0.08, out)
+    parts = [
+        Box((bx0, top - 0.05, z - 0.02), (bx1, top, z + 0.02), S_POLE, metal, instance=False),
+        Box(
+            (px0, top - 0.05 - tall, z - 0.025),
+            (px1, top - 0.05, z + 0.025),
+            S_POLE,
+            colour,
+            instance=False,
+            texture=0.05,
+        ),
+    ]
+    return Thing(-1, thing.x, thing.z, thing.yaw, parts)
+
+
+def covers(thing: Thing, x: float, z: float, margin: float) -> bool:
+    """Whether (x, z) lies within ``margin`` of the footprint of one of ``thing``'s parts."""
+    dx, dz = x - thing.x, z - thing.z
+    c, s = np.cos(thing.yaw), np.sin(thing.yaw)
+    lx, lz = dx * c - dz * s, dx * s + dz * c
+    return any(
+        p.lo[0] - margin < lx < p.hi[0] + margin and p.lo[2] - margin < lz < p.hi[2] + margin for p in thing.parts
+    )
 
 
 @dataclass
