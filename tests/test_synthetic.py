@@ -16,6 +16,7 @@ from perception.data.sample import Camera, Sample
 from perception.data.synthetic import SPLIT_SEEDS, SyntheticDataset, SynthFolderDataset, make_scene, render
 from perception.data.synthetic import scene as sc
 from perception.data.synthetic.export import write_dataset
+from perception.data.synthetic.geometry import thing_to_level
 
 SMALL = {"height": 96, "width": 160}
 MID = {"height": 192, "width": 320}
@@ -648,8 +649,8 @@ def test_street_furniture_adds_pole_sign_in_front_and_changes_nothing_else(monke
 
 def to_road(scene: sc.Scene, thing: sc.Thing, lx: float, lz: float) -> float:
     """How far the point (lx, lz) of ``thing``'s frame lies from the nearest road's centre line."""
-    c, s = np.cos(thing.yaw), np.sin(thing.yaw)
-    return sc.road_distance(scene.roads, thing.x + lx * c + lz * s, thing.z - lx * s + lz * c)
+    ((x, _, z),) = thing_to_level(thing.x, thing.z, thing.yaw, np.array([[lx, 0.0, lz]]), 0.0)
+    return sc.road_distance(scene.roads, x, z)
 
 
 def test_wall_signs_hang_from_the_wall_over_the_street():

@@ -16,6 +16,7 @@ import numpy as np
 
 from perception.classes import det_index, seg_index
 from perception.data.sample import Camera
+from perception.data.synthetic.geometry import thing_to_level
 from perception.data.synthetic.surfaces import Facade, Foliage, sample_facade
 
 # Marking styles of a lane line.
@@ -896,31 +897,25 @@ def sample_furniture(rng: np.random.Generator, scene: Scene) -> None:
                     continue
                 if any(covers(thing, x, z, 0.5) for thing in scene.things):
                     continue
-                facing = np.pi if side > 0 or rng.random() < 0.5 else 0.0
-                scene.things.append(place(traffic_sign(rng), x, z, h + facing + rng.normal(0.0, 0.1)))
+                scene.things.append(place(*roadside_sign(rng, x, z, h, side)))
 
 
 def road_side(roads: list[Road], thing: Thing, part: Box) -> int:
     """Which of ``part``'s x faces (-1 or +1, in ``thing``'s frame) looks at the nearest road."""
-    c, s = np.cos(thing.yaw), np.sin(thing.yaw)
     mid = (part.lo[2] + part.hi[2]) / 2
-
-    def distance(lx: float) -> float:
-        return road_distance(roads, thing.x + lx * c + mid * s, thing.z - lx * s + mid * c)
-
-    return -1 if distance(part.lo[0]) < distance(part.hi[0]) else 1
+    faces = thing_to_level(thing.x, thing.z, thing.yaw, np.array([[part.lo[0], 0.0, mid], [part.hi[0], 0.0, mid]]), 0.0)
+    low, high = (road_distance(roads, x, z) for x, _, z in faces)
+    return -1 if low < high else 1
 
 
 def road_distance(roads: list[Road], x: float, z: float) -> float:
     """How far (x, z) lies from the centre line of the nearest road that is there (a T-junction's
     arm is on one side of the main road only)."""
-    a0, b0 = roads[0].along_across(x, z)
-    side = roads[0].lateral(a0, b0)
     near = [
         abs(float(road.lateral(a, b)))
         for road in roads
         for a, b in [road.along_across(x, z)]
-        if road.ahead(a, b) and road.side_of * side >= 0
+        if road.ahead(a, b) and exists(roads, road, x, z)
     ]
     return min(near, default=float("inf"))
 
@@ -1151,8 +1146,16 @@ def place_signs(rng: np.random.Generator, layout: Layout, ri: int, sign: int, ed
         if not placer.free(x, z, 0.4) or layout.on_other_road(x, z, ri) or not layout.exists(road, x, z):
             continue
         placer.take(x, z, 0.4)
-        facing = np.pi if sign > 0 or rng.random() < 0.5 else 0.0
-        layout.add(traffic_sign(rng), x, z, h + facing + rng.normal(0.0, 0.1))
+        layout.add(*roadside_sign(rng, x, z, h, sign))
+
+
+def roadside_sign(
+    rng: np.random.Generator, x: float, z: float, heading: float, side: int
+) -> tuple[Thing, float, float, float]:
+    """A traffic sign at (x, z) on ``side`` of a road whose heading there is ``heading``, and where to
+    place it: on the right it faces the oncoming traffic, on the left either way."""
+    facing = np.pi if side > 0 or rng.random() < 0.5 else 0.0
+    return traffic_sign(rng), x, z, heading + facing + rng.normal(0.0, 0.1)
 
 
 def place_streetlights(rng: np.random.Generator, layout: Layout, ri: int, sign: int, edge: float) -> None:
