@@ -268,6 +268,7 @@ def green(rng: np.random.Generator) -> Rgb:
 
 GLASS: Rgb = (40, 48, 58)
 TYRE: Rgb = (25, 25, 25)
+RIM: Rgb = (62, 63, 66)  # the outer wall of a wheel: tyre and rim, at the resolutions rendered here
 
 
 # ----------------------------------------------------------------------------------------------
@@ -282,10 +283,7 @@ def car(rng: np.random.Generator) -> Thing:
     colour = vehicle_colour(rng)
     clear = rng.uniform(0.25, 0.35)
     glass = jitter(rng, GLASS, 0.25)
-    parts = [
-        Box((-width / 2 + 0.1, 0.0, -length / 2 + 0.35), (width / 2 - 0.1, clear, length / 2 - 0.35), S_VEHICLE, TYRE),
-        Box((-width / 2, clear, -length / 2), (width / 2, clear + body_h, length / 2), S_VEHICLE, colour),
-    ]
+    parts = car_body(length, width, clear, clear + body_h, WHEEL_RADIUS_M[kind], colour)
     cab_l = length * (rng.uniform(0.42, 0.55) if kind == "sedan" else rng.uniform(0.6, 0.72))
     cab_h = rng.uniform(0.42, 0.55) if kind != "van" else rng.uniform(0.35, 0.5)
     cab_z = -length / 2 + 0.15 + rng.uniform(0.1, 0.25) * (length - cab_l)
@@ -295,6 +293,35 @@ def car(rng: np.random.Generator) -> Thing:
         Box((-width * 0.44, y0, cab_z), (width * 0.44, y0 + cab_h, cab_z + cab_l), S_VEHICLE, colour, faces=windows)
     )
     return Thing(CAR, 0.0, 0.0, 0.0, parts)
+
+
+WHEEL_RADIUS_M = {"sedan": 0.31, "suv": 0.36, "van": 0.34}
+WHEEL_WIDTH_M, WHEEL_INSET_M = 0.22, 0.04  # a tyre's tread, and how far its wall sits inside the body's side
+AXLES = (0.22, 0.19)  # rear and front overhang beyond the axles, shares of the length
+
+
+def car_body(length: float, width: float, clear: float, top: float, radius: float, colour: Rgb) -> list[Box]:
+    """A car from the ground to its waist: four wheels in their arches, the body round them down to
+    the sills at ``clear`` above the ground, a dark under-body between the wheels. Drawn from no
+    random numbers, so a car's wheels leave every other draw of the world as it was.
+
+    The body is three sections from the sills to ``top`` (behind, between and ahead of the axles)
+    and a block over each axle down to the wheel tops; the wheels fill the arches' outer strips and
+    the under-body the space between them, so no ray sees into the car through an arch. Every
+    section ends at ``top``, so no horizontal seam crosses a side (a seam's crack would show a lit
+    top face)."""
+    half, inner = width / 2, width / 2 - WHEEL_INSET_M - WHEEL_WIDTH_M
+    rear, front = -length / 2 + AXLES[0] * length, length / 2 - AXLES[1] * length
+    arch = 2 * radius
+    parts = [Box((-inner, 0.0, -length / 2 + 0.35), (inner, clear, length / 2 - 0.35), S_VEHICLE, TYRE)]
+    for z0, z1 in ((-length / 2, rear - radius), (rear + radius, front - radius), (front + radius, length / 2)):
+        parts.append(Box((-half, clear, z0), (half, top, z1), S_VEHICLE, colour))
+    for axle in (rear, front):
+        parts.append(Box((-half, arch, axle - radius), (half, top, axle + radius), S_VEHICLE, colour))
+        for side, face in ((-1, 0), (1, 1)):
+            x0, x1 = sorted((side * inner, side * (half - WHEEL_INSET_M)))
+            parts.append(Box((x0, 0.0, axle - radius), (x1, arch, axle + radius), S_VEHICLE, TYRE, faces={face: RIM}))
+    return parts
 
 
 def truck(rng: np.random.Generator) -> Thing:
