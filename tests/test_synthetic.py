@@ -742,3 +742,28 @@ def test_no_ray_sees_through_a_car(yaw):
     far = to_image(scene, thing, corners)[:, 2].max()
     assert (frame.depth[inside] > 0).all() and (frame.depth[inside] < far).all()
     assert np.isin(frame.semantic[inside], GROUND).all()
+
+
+@pytest.mark.parametrize(("yaw", "seen"), [(0.0, "tail"), (math.pi, "head")])
+def test_a_car_shows_its_lamps_at_its_corners_and_a_plate_in_the_middle(yaw, seen):
+    """By day, from behind: red tail lamps at the back corners; from the front: pale head lamps. A
+    light number plate between them; all of it labelled vehicle."""
+    thing = sc.car(np.random.default_rng(5))
+    for p in thing.parts:  # a dark blue car, so that lamps and plate stand out from the paint
+        if p.rgb not in (sc.TYRE, sc.PLATE_RGB) and p.light is None:
+            p.rgb = (30.0, 45.0, 110.0)
+    scene = lone_car_scene(thing, yaw)
+    frame = render(scene)
+    lamps = [p for p in thing.parts if p.light == seen]
+    plates = [p for p in thing.parts if p.rgb == sc.PLATE_RGB and (p.lo[2] > 0) == (seen == "head")]
+    assert len(lamps) == 2 and len(plates) == 1
+    for part in lamps + plates:
+        outer = part.hi[2] if seen == "head" else part.lo[2]
+        centre = np.array([[(part.lo[0] + part.hi[0]) / 2, (part.lo[1] + part.hi[1]) / 2, outer]])
+        ((u, v, _),) = to_image(scene, thing, centre)
+        r, g, b = frame.image[round(float(v)), round(float(u))].astype(float)
+        assert frame.semantic[round(float(v)), round(float(u))] == seg_index("vehicle")
+        if part.light == "tail":
+            assert r > 2 * g and r > 2 * b
+        else:  # head lamps and plates: pale, unlike the blue paint
+            assert min(r, g, b) > 0.7 * max(r, g, b) and r > 80

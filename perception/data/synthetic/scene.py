@@ -121,7 +121,8 @@ class Box:
     ``instance`` parts form the thing's detection box (a traffic light's pole does not); ``faces``
     overrides the colour of some faces (0 -x, 1 +x, 2 -y, 3 +y, 4 -z, 5 +z). ``light`` marks a part
     that shines at night (:mod:`.night`): "street" a street lamp's head, which lights the street
-    below it, "signal" a lit signal lamp, which glows in its own colour.
+    below it, "signal" a lit signal lamp, which glows in its own colour, "head" and "tail" a
+    vehicle's lamps, which glow when the vehicle's lights are on (``Night.lit``).
     """
 
     lo: tuple[float, float, float]
@@ -132,7 +133,7 @@ class Box:
     faces: dict[int, Rgb] | None = None
     texture: float = 0.08  # amplitude of the screen-space texture on this box
     surface: Facade | Foliage | None = None  # detail drawn in the face's own metres (:mod:`.surfaces`)
-    light: str | None = None  # None, "street" or "signal"
+    light: str | None = None  # None, "street", "signal", or a vehicle's "head" or "tail" lamp
 
 
 @dataclass
@@ -292,6 +293,8 @@ def car(rng: np.random.Generator) -> Thing:
     parts.append(
         Box((-width * 0.44, y0, cab_z), (width * 0.44, y0 + cab_h, cab_z + cab_l), S_VEHICLE, colour, faces=windows)
     )
+    top = clear + body_h
+    parts += lamps_and_plates(width / 2, length / 2, min(top - 0.2, 0.75), clear + 0.12)
     return Thing(CAR, 0.0, 0.0, 0.0, parts)
 
 
@@ -324,6 +327,31 @@ def car_body(length: float, width: float, clear: float, top: float, radius: floa
     return parts
 
 
+LAMP_M, PLATE_M, PROUD_M = (
+    (0.3, 0.14),
+    (0.52, 0.12),
+    0.02,
+)  # a lamp's and a number plate's width and height; their depth
+LAMP_RGB = {"head": (205.0, 205.0, 200.0), "tail": (165.0, 28.0, 30.0)}  # the lenses by day
+PLATE_RGB: Rgb = (225.0, 225.0, 215.0)
+
+
+def lamps_and_plates(half: float, end: float, lamp_y: float, plate_y: float) -> list[Box]:
+    """Head lamps at the front corners (z = ``end``) and tail lamps at the back ones (z = -``end``),
+    their lenses from ``lamp_y`` up, ``half`` out from the centre line at most, and a number plate in the
+    middle of each end from ``plate_y`` up: thin boxes standing proud of the body, drawn from no random
+    numbers. At night the lit vehicles' lamps glow where these are (:func:`.night.vehicle_lamps`)."""
+    w, h = LAMP_M
+    parts = []
+    for light, z0, z1 in (("head", end, end + PROUD_M), ("tail", -end - PROUD_M, -end)):
+        for side in (-1, 1):
+            x0, x1 = sorted((side * (half - 0.04), side * (half - 0.04 - w)))
+            parts.append(Box((x0, lamp_y, z0), (x1, lamp_y + h, z1), S_VEHICLE, LAMP_RGB[light], light=light))
+        plate = (-PLATE_M[0] / 2, plate_y, z0), (PLATE_M[0] / 2, plate_y + PLATE_M[1], z1)
+        parts.append(Box(*plate, S_VEHICLE, PLATE_RGB, texture=0.02))
+    return parts
+
+
 def truck(rng: np.random.Generator) -> Thing:
     width, cab_l, cargo_l = rng.uniform(2.3, 2.55), rng.uniform(1.9, 2.4), rng.uniform(4.5, 9.5)
     cab_h, cargo_h = rng.uniform(2.6, 3.2), rng.uniform(3.0, 4.0)
@@ -343,6 +371,7 @@ def truck(rng: np.random.Generator) -> Thing:
             faces={5: glass},
         ),
     ]
+    parts += lamps_and_plates(width / 2 - 0.05, total / 2, 0.95, 0.95)
     return Thing(TRUCK, 0.0, 0.0, 0.0, parts)
 
 
@@ -359,6 +388,7 @@ def bus(rng: np.random.Generator) -> Thing:
         Box((-width / 2, 1.25, lo), (width / 2, 2.45, hi), S_VEHICLE, colour, faces={0: glass, 1: glass, 5: glass}),
         Box((-width / 2, 2.45, lo), (width / 2, rng.uniform(2.9, 3.2), hi), S_VEHICLE, colour),
     ]
+    parts += lamps_and_plates(width / 2, hi, 0.75, 0.45)
     return Thing(BUS, 0.0, 0.0, 0.0, parts)
 
 
