@@ -45,6 +45,11 @@ def test_metrics_match_hand_computed_values():
     # class 0: 4 correct of 8 labelled, union 8 → IoU 0.5; class 1: 4 of 8 → 0.5
     assert result["segmentation"]["per_class_IoU"]["road"] == pytest.approx(0.5)
     assert result["segmentation"]["mIoU"] == pytest.approx(0.5)
+    confusion = result["segmentation"]["confusion"]  # where each labelled class's pixels went
+    assert set(confusion) == {"road", "lane_marking"}  # only the classes the labels hold
+    assert confusion["road"]["road"] == confusion["road"]["lane_marking"] == pytest.approx(0.5)
+    assert confusion["lane_marking"]["lane_marking"] == 1.0 and sum(confusion["lane_marking"].values()) == 1.0
+    assert "| road | 0.50 | 0.50 | 0.00 |" in markdown_table(result)
     assert result["depth"]["AbsRel"] == pytest.approx(0.2)
     assert result["depth"]["RMSE"] == pytest.approx(2.0)
     assert result["depth"]["delta1"] == pytest.approx(1.0)  # 12/10 < 1.25

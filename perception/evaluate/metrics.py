@@ -95,7 +95,10 @@ class Evaluator:
         return DETECTION_CLASSES[annotation["category_id"] - 1] in self.protocol.scored_det
 
     def _segmentation(self) -> dict:
-        """IoU per scored class (None where the ground truth lacks it) and their mean."""
+        """IoU per scored class (None where the ground truth lacks it), their mean, and where each
+        scored class's labelled pixels went: ``confusion[label][predicted]``, shares of the label's
+        pixels by predicted scored class (a row sums to less than 1 where some went to classes the
+        protocol does not score)."""
         scored = [seg_index(n) for n in self.protocol.scored_seg]
         inter = np.diag(self.confusion).astype(np.float64)
         union = self.confusion.sum(0) + self.confusion.sum(1) - inter
@@ -105,6 +108,13 @@ class Evaluator:
             "mIoU": float(np.nanmean(np.where(present, iou, np.nan)[scored])),
             "pixel_accuracy": float(inter[scored].sum() / max(1, self.confusion.sum())),
             "per_class_IoU": {SEGMENTATION_CLASSES[i]: float(iou[i]) if present[i] else None for i in scored},
+            "confusion": {
+                SEGMENTATION_CLASSES[i]: {
+                    SEGMENTATION_CLASSES[j]: float(self.confusion[i, j] / self.confusion[i].sum()) for j in scored
+                }
+                for i in scored
+                if present[i]
+            },
         }
 
     def _coco(self) -> dict:
@@ -180,9 +190,12 @@ def depth_errors(gt: np.ndarray, pred: np.ndarray) -> np.ndarray:
 
 
 def markdown_table(metrics: dict) -> str:
+    """The figures as one Markdown table, and the segmentation confusion, if any, as a second one."""
     lines = ["| task | metric | value |", "| --- | --- | --- |"]
     for task in ("detection", "segmentation", "depth"):
         for key, value in metrics.get(task, {}).items():
+            if key == "confusion":
+                continue
             if isinstance(value, dict):
                 for name, v in value.items():
                     lines.append(f"| {task} | {key}: {name} | {'—' if v is None else f'{v:.3f}'} |")
@@ -190,4 +203,15 @@ def markdown_table(metrics: dict) -> str:
                 lines.append(f"| {task} | {key} | {value} |")
             else:
                 lines.append(f"| {task} | {key} | {'—' if value is None else f'{value:.4f}'} |")
+    if confusion := metrics.get("segmentation", {}).get("confusion"):
+        lines += ["", confusion_table(confusion)]
+    return "\n".join(lines)
+
+
+def confusion_table(confusion: dict[str, dict[str, float]]) -> str:
+    """Rows: the labelled class; columns: the predicted one; cells: shares of the row's pixels."""
+    predicted = list(next(iter(confusion.values())))
+    lines = [f"| label \\ predicted | {' | '.join(predicted)} |", "| --- |" + " --- |" * len(predicted)]
+    for label, row in confusion.items():
+        lines.append(f"| {label} | {' | '.join(f'{row[p]:.2f}' for p in predicted)} |")
     return "\n".join(lines)
