@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from copy import deepcopy
 from dataclasses import replace
 from functools import cache
@@ -16,7 +17,7 @@ from perception.data.sample import Camera, Sample
 from perception.data.synthetic import SPLIT_SEEDS, SyntheticDataset, SynthFolderDataset, make_scene, render
 from perception.data.synthetic import scene as sc
 from perception.data.synthetic.export import write_dataset
-from perception.data.synthetic.geometry import thing_to_level
+from perception.data.synthetic.geometry import level_to_camera, thing_to_level
 
 SMALL = {"height": 96, "width": 160}
 MID = {"height": 192, "width": 320}
@@ -670,3 +671,99 @@ def test_wall_signs_hang_from_the_wall_over_the_street():
             assert 2.0 < bracket.hi[1] <= wall.hi[1]
             signs += 1
     assert signs > 30
+
+
+# ----------------------------------------------------------------------------------------------
+# Wheels: a car stands on four of them, in arches cut into its body, and no ray sees through it.
+
+
+def lone_car_scene(thing: sc.Thing, yaw: float, z: float = 8.0) -> sc.Scene:
+    """``thing`` alone at ``z`` metres ahead, turned by ``yaw``, a level camera, no fog or bonnet."""
+    scene = make_scene("train", 0, height=384, width=640)
+    scene.camera = replace(scene.camera, pitch_rad=0.0, roll_rad=0.0)
+    scene.things = [sc.place(thing, 0.0, z, yaw)]
+    scene.effects.fog_density = 0.0
+    scene.bonnet, scene.night = None, None
+    return scene
+
+
+def to_image(scene: sc.Scene, thing: sc.Thing, local: np.ndarray) -> np.ndarray:
+    """Pixel (u, v) and camera depth of points of ``thing``'s frame, [N, 3]."""
+    cam = level_to_camera(scene.camera, thing_to_level(thing.x, thing.z, thing.yaw, local, scene.camera.height_m))
+    return np.stack(
+        [
+            scene.camera.cx + scene.camera.fx * cam[:, 0] / cam[:, 2],
+            scene.camera.cy + scene.camera.fy * cam[:, 1] / cam[:, 2],
+            cam[:, 2],
+        ],
+        -1,
+    )
+
+
+def test_a_car_seen_from_the_side_shows_dark_wheels_under_its_arches():
+    length, width, clear, top, radius = 4.5, 1.8, 0.3, 0.95, 0.31
+    thing = sc.Thing(sc.CAR, 0.0, 0.0, 0.0, sc.car_body(length, width, clear, top, radius, (225.0, 225.0, 225.0)))
+    scene = lone_car_scene(thing, math.pi / 2)
+    frame = render(scene)
+    luma = luminance(frame.image)
+    wheels = [p for p in thing.parts if p.faces]
+    assert len(wheels) == 4 and all(p.lo[1] == 0.0 and p.hi[1] == 2 * radius for p in wheels)
+    height = (clear + 2 * radius) / 2  # between the sills and the wheel tops: wheel, body, wheel
+    near = [p for p in wheels if p.hi[0] > 0]  # the side that faces the camera
+    spans = []
+    for p in near:
+        ends = np.array([[p.hi[0], height, p.lo[2]], [p.hi[0], height, p.hi[2]]])
+        (u0, v, _), (u1, _, _) = to_image(scene, thing, ends)
+        spans.append(sorted((u0, u1)))
+    spans.sort()
+    row = round(float(v))
+    wheel_px = np.concatenate([luma[row, int(a) + 2 : int(b) - 1] for a, b in spans])
+    body_px = luma[row, int(spans[0][1]) + 2 : int(spans[1][0]) - 1]
+    assert wheel_px.size > 20 and body_px.size > 20
+    assert np.median(wheel_px) < 0.5 * np.median(body_px)
+    assert (frame.semantic[row, int(spans[0][0]) + 2 : int(spans[1][1]) - 1] == seg_index("vehicle")).all()
+
+
+@pytest.mark.parametrize("yaw", [0.0, 0.6, math.pi / 2, 2.3, math.pi, -1.0])
+def test_no_ray_sees_through_a_car(yaw):
+    """What shows inside a car's outline is the car, or the ground under its sills: never anything
+    beyond its far side."""
+    thing = sc.car(np.random.default_rng(3))
+    scene = lone_car_scene(thing, yaw, z=6.0)
+    frame = render(scene)
+    mask = (frame.instance == 1).astype(np.uint8)
+    outline = np.zeros_like(mask)
+    contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    cv2.drawContours(outline, contours, -1, 1, cv2.FILLED)
+    inside = (outline == 1) & (mask == 0)
+    lo = np.min([p.lo for p in thing.parts], 0)
+    hi = np.max([p.hi for p in thing.parts], 0)
+    corners = np.array([[x, 0.0, z] for x in (lo[0], hi[0]) for z in (lo[2], hi[2])])
+    far = to_image(scene, thing, corners)[:, 2].max()
+    assert (frame.depth[inside] > 0).all() and (frame.depth[inside] < far).all()
+    assert np.isin(frame.semantic[inside], GROUND).all()
+
+
+@pytest.mark.parametrize(("yaw", "seen"), [(0.0, "tail"), (math.pi, "head")])
+def test_a_car_shows_its_lamps_at_its_corners_and_a_plate_in_the_middle(yaw, seen):
+    """By day, from behind: red tail lamps at the back corners; from the front: pale head lamps. A
+    light number plate between them; all of it labelled vehicle."""
+    thing = sc.car(np.random.default_rng(5))
+    for p in thing.parts:  # a dark blue car, so that lamps and plate stand out from the paint
+        if p.rgb not in (sc.TYRE, sc.PLATE_RGB) and p.light is None:
+            p.rgb = (30.0, 45.0, 110.0)
+    scene = lone_car_scene(thing, yaw)
+    frame = render(scene)
+    lamps = [p for p in thing.parts if p.light == seen]
+    plates = [p for p in thing.parts if p.rgb == sc.PLATE_RGB and (p.lo[2] > 0) == (seen == "head")]
+    assert len(lamps) == 2 and len(plates) == 1
+    for part in lamps + plates:
+        outer = part.hi[2] if seen == "head" else part.lo[2]
+        centre = np.array([[(part.lo[0] + part.hi[0]) / 2, (part.lo[1] + part.hi[1]) / 2, outer]])
+        ((u, v, _),) = to_image(scene, thing, centre)
+        r, g, b = frame.image[round(float(v)), round(float(u))].astype(float)
+        assert frame.semantic[round(float(v)), round(float(u))] == seg_index("vehicle")
+        if part.light == "tail":
+            assert r > 2 * g and r > 2 * b
+        else:  # head lamps and plates: pale, unlike the blue paint
+            assert min(r, g, b) > 0.7 * max(r, g, b) and r > 80

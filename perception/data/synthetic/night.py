@@ -10,8 +10,8 @@ sky is still sky, as in a real labelled night frame).
   see docs/synthetic-data.md, Limits), computed on every second pixel (light varies slowly) and
   resized.
 - Glow: the faces of lamp parts (street lamp heads, lit signal lamps) and the head and tail lamps
-  of the vehicles in ``Night.lit`` (discs on the front and back of their bounding box, z-tested, so
-  a car facing away shows red and an oncoming one white) are emissive, and so are the façade panes
+  of the vehicles in ``Night.lit`` (discs on their lamp parts' outer faces, z-tested, so a car
+  facing away shows red and an oncoming one white) are emissive, and so are the façade panes
   lit from inside (:mod:`.surfaces`, ``Night.windows`` of them); a narrow bloom and a wide, faint
   halo (lens glare) spread them.
 """
@@ -28,7 +28,7 @@ from perception.data.synthetic.scene import Night, Scene
 
 STREET_CUTOFF = 0.2  # a street lamp's light sideways and up, relative to straight down
 BEAM_HEIGHT, BEAM_AHEAD, BEAM_APART = 0.7, 1.5, 0.65  # metres: the low beams relative to the camera
-HEAD_RGB, TAIL_RGB = np.array([1.0, 0.95, 0.85]), np.array([1.0, 0.12, 0.08])
+LAMP_LIGHT = {"head": np.array([1.0, 0.95, 0.85]), "tail": np.array([1.0, 0.12, 0.08])}
 LAMP_RADIUS = 0.11  # metres, a vehicle lamp's disc
 LAMP_GLOW = {"street": 900.0, "signal": 500.0}  # grey levels a lamp part's faces add (saturated cores)
 VEHICLE_GLOW = {"head": 1200.0, "tail": 500.0}
@@ -83,7 +83,7 @@ def lamp_shade(scene: Scene, m: np.ndarray, codes: np.ndarray, zbuf: np.ndarray,
     h = scene.camera.height_m
     sources = [(p, night.street, np.asarray(night.street_rgb), False) for p in street_lamps(scene, STREET_REACH)]
     beams = [np.array([x, h - BEAM_HEIGHT, BEAM_AHEAD]) for x in (-BEAM_APART, BEAM_APART)]
-    sources += [(p, night.beams, HEAD_RGB, True) for p in beams]
+    sources += [(p, night.beams, LAMP_LIGHT["head"], True) for p in beams]
     for pos, intensity, rgb, beam in sources:
         dx, dy, dz = (np.float32(pos[i]) - p for i, p in enumerate((px, py, pz)))
         d2 = np.maximum(dx * dx + dy * dy + dz * dz, np.float32(0.25))
@@ -101,19 +101,18 @@ def lamp_shade(scene: Scene, m: np.ndarray, codes: np.ndarray, zbuf: np.ndarray,
 
 
 def vehicle_lamps(scene: Scene) -> list[tuple[np.ndarray, np.ndarray, float]]:
-    """(level-frame position, RGB, glow) of the head and tail lamps of the vehicles in ``Night.lit``."""
+    """(level-frame position, RGB, glow) of the head and tail lamps of the vehicles in ``Night.lit``:
+    the middle of each lamp part's outer face."""
     lamps = []
     for i in scene.night.lit:
         thing = scene.things[i]
-        lo = np.min([p.lo for p in thing.parts], 0)
-        hi = np.max([p.hi for p in thing.parts], 0)
-        y = float(np.clip(lo[1] + 0.35 * (hi[1] - lo[1]), 0.5, 1.1))
-        x = (hi[0] - lo[0]) / 2 - 0.25
-        ends = ((hi[2] + 0.02, HEAD_RGB, VEHICLE_GLOW["head"]), (lo[2] - 0.02, TAIL_RGB, VEHICLE_GLOW["tail"]))
-        for z, rgb, strength in ends:
-            local = np.array([[-x, y, z], [x, y, z]])
-            points = thing_to_level(thing.x, thing.z, thing.yaw, local, scene.camera.height_m)
-            lamps += [(p, rgb, strength) for p in points]
+        for part in thing.parts:
+            if part.light not in VEHICLE_GLOW:
+                continue
+            outer = part.hi[2] if part.light == "head" else part.lo[2]
+            local = np.array([[(part.lo[0] + part.hi[0]) / 2, (part.lo[1] + part.hi[1]) / 2, outer]])
+            (point,) = thing_to_level(thing.x, thing.z, thing.yaw, local, scene.camera.height_m)
+            lamps.append((point, LAMP_LIGHT[part.light], VEHICLE_GLOW[part.light]))
     return lamps
 
 

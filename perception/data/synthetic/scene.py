@@ -121,7 +121,8 @@ class Box:
     ``instance`` parts form the thing's detection box (a traffic light's pole does not); ``faces``
     overrides the colour of some faces (0 -x, 1 +x, 2 -y, 3 +y, 4 -z, 5 +z). ``light`` marks a part
     that shines at night (:mod:`.night`): "street" a street lamp's head, which lights the street
-    below it, "signal" a lit signal lamp, which glows in its own colour.
+    below it, "signal" a lit signal lamp, which glows in its own colour, "head" and "tail" a
+    vehicle's lamps, which glow when the vehicle's lights are on (``Night.lit``).
     """
 
     lo: tuple[float, float, float]
@@ -132,7 +133,7 @@ class Box:
     faces: dict[int, Rgb] | None = None
     texture: float = 0.08  # amplitude of the screen-space texture on this box
     surface: Facade | Foliage | None = None  # detail drawn in the face's own metres (:mod:`.surfaces`)
-    light: str | None = None  # None, "street" or "signal"
+    light: str | None = None  # None, "street", "signal", or a vehicle's "head" or "tail" lamp
 
 
 @dataclass
@@ -268,6 +269,7 @@ def green(rng: np.random.Generator) -> Rgb:
 
 GLASS: Rgb = (40, 48, 58)
 TYRE: Rgb = (25, 25, 25)
+RIM: Rgb = (62, 63, 66)  # the outer wall of a wheel: tyre and rim, at the resolutions rendered here
 
 
 # ----------------------------------------------------------------------------------------------
@@ -282,10 +284,7 @@ def car(rng: np.random.Generator) -> Thing:
     colour = vehicle_colour(rng)
     clear = rng.uniform(0.25, 0.35)
     glass = jitter(rng, GLASS, 0.25)
-    parts = [
-        Box((-width / 2 + 0.1, 0.0, -length / 2 + 0.35), (width / 2 - 0.1, clear, length / 2 - 0.35), S_VEHICLE, TYRE),
-        Box((-width / 2, clear, -length / 2), (width / 2, clear + body_h, length / 2), S_VEHICLE, colour),
-    ]
+    parts = car_body(length, width, clear, clear + body_h, WHEEL_RADIUS_M[kind], colour)
     cab_l = length * (rng.uniform(0.42, 0.55) if kind == "sedan" else rng.uniform(0.6, 0.72))
     cab_h = rng.uniform(0.42, 0.55) if kind != "van" else rng.uniform(0.35, 0.5)
     cab_z = -length / 2 + 0.15 + rng.uniform(0.1, 0.25) * (length - cab_l)
@@ -294,7 +293,63 @@ def car(rng: np.random.Generator) -> Thing:
     parts.append(
         Box((-width * 0.44, y0, cab_z), (width * 0.44, y0 + cab_h, cab_z + cab_l), S_VEHICLE, colour, faces=windows)
     )
+    top = clear + body_h
+    parts += lamps_and_plates(width / 2, length / 2, min(top - 0.2, 0.75), clear + 0.12)
     return Thing(CAR, 0.0, 0.0, 0.0, parts)
+
+
+WHEEL_RADIUS_M = {"sedan": 0.31, "suv": 0.36, "van": 0.34}
+WHEEL_WIDTH_M, WHEEL_INSET_M = 0.22, 0.04  # a tyre's tread, and how far its wall sits inside the body's side
+AXLES = (0.22, 0.19)  # rear and front overhang beyond the axles, shares of the length
+
+
+def car_body(length: float, width: float, clear: float, top: float, radius: float, colour: Rgb) -> list[Box]:
+    """A car from the ground to its waist: four wheels in their arches, the body round them down to
+    the sills at ``clear`` above the ground, a dark under-body between the wheels. Drawn from no
+    random numbers, so a car's wheels leave every other draw of the world as it was.
+
+    The body is three sections from the sills to ``top`` (behind, between and ahead of the axles)
+    and a block over each axle down to the wheel tops; the wheels fill the arches' outer strips and
+    the under-body the space between them, so no ray sees into the car through an arch. Every
+    section ends at ``top``, so no horizontal seam crosses a side (a seam's crack would show a lit
+    top face)."""
+    half, inner = width / 2, width / 2 - WHEEL_INSET_M - WHEEL_WIDTH_M
+    rear, front = -length / 2 + AXLES[0] * length, length / 2 - AXLES[1] * length
+    arch = 2 * radius
+    parts = [Box((-inner, 0.0, -length / 2 + 0.35), (inner, clear, length / 2 - 0.35), S_VEHICLE, TYRE)]
+    for z0, z1 in ((-length / 2, rear - radius), (rear + radius, front - radius), (front + radius, length / 2)):
+        parts.append(Box((-half, clear, z0), (half, top, z1), S_VEHICLE, colour))
+    for axle in (rear, front):
+        parts.append(Box((-half, arch, axle - radius), (half, top, axle + radius), S_VEHICLE, colour))
+        for side, face in ((-1, 0), (1, 1)):
+            x0, x1 = sorted((side * inner, side * (half - WHEEL_INSET_M)))
+            parts.append(Box((x0, 0.0, axle - radius), (x1, arch, axle + radius), S_VEHICLE, TYRE, faces={face: RIM}))
+    return parts
+
+
+LAMP_M, PLATE_M, PROUD_M = (
+    (0.3, 0.14),
+    (0.52, 0.12),
+    0.02,
+)  # a lamp's and a number plate's width and height; their depth
+LAMP_RGB = {"head": (205.0, 205.0, 200.0), "tail": (165.0, 28.0, 30.0)}  # the lenses by day
+PLATE_RGB: Rgb = (225.0, 225.0, 215.0)
+
+
+def lamps_and_plates(half: float, end: float, lamp_y: float, plate_y: float) -> list[Box]:
+    """Head lamps at the front corners (z = ``end``) and tail lamps at the back ones (z = -``end``),
+    their lenses from ``lamp_y`` up, ``half`` out from the centre line at most, and a number plate in the
+    middle of each end from ``plate_y`` up: thin boxes standing proud of the body, drawn from no random
+    numbers. At night the lit vehicles' lamps glow where these are (:func:`.night.vehicle_lamps`)."""
+    w, h = LAMP_M
+    parts = []
+    for light, z0, z1 in (("head", end, end + PROUD_M), ("tail", -end - PROUD_M, -end)):
+        for side in (-1, 1):
+            x0, x1 = sorted((side * (half - 0.04), side * (half - 0.04 - w)))
+            parts.append(Box((x0, lamp_y, z0), (x1, lamp_y + h, z1), S_VEHICLE, LAMP_RGB[light], light=light))
+        plate = (-PLATE_M[0] / 2, plate_y, z0), (PLATE_M[0] / 2, plate_y + PLATE_M[1], z1)
+        parts.append(Box(*plate, S_VEHICLE, PLATE_RGB, texture=0.02))
+    return parts
 
 
 def truck(rng: np.random.Generator) -> Thing:
@@ -316,6 +371,7 @@ def truck(rng: np.random.Generator) -> Thing:
             faces={5: glass},
         ),
     ]
+    parts += lamps_and_plates(width / 2 - 0.05, total / 2, 0.95, 0.95)
     return Thing(TRUCK, 0.0, 0.0, 0.0, parts)
 
 
@@ -332,6 +388,7 @@ def bus(rng: np.random.Generator) -> Thing:
         Box((-width / 2, 1.25, lo), (width / 2, 2.45, hi), S_VEHICLE, colour, faces={0: glass, 1: glass, 5: glass}),
         Box((-width / 2, 2.45, lo), (width / 2, rng.uniform(2.9, 3.2), hi), S_VEHICLE, colour),
     ]
+    parts += lamps_and_plates(width / 2, hi, 0.75, 0.45)
     return Thing(BUS, 0.0, 0.0, 0.0, parts)
 
 
