@@ -284,16 +284,15 @@ def car(rng: np.random.Generator) -> Thing:
     colour = vehicle_colour(rng)
     clear = rng.uniform(0.25, 0.35)
     glass = jitter(rng, GLASS, 0.25)
-    parts = car_body(length, width, clear, clear + body_h, WHEEL_RADIUS_M[kind], colour)
+    top = clear + body_h  # the waist, where the cabin starts
+    parts = car_body(length, width, clear, top, WHEEL_RADIUS_M[kind], colour)
     cab_l = length * (rng.uniform(0.42, 0.55) if kind == "sedan" else rng.uniform(0.6, 0.72))
     cab_h = rng.uniform(0.42, 0.55) if kind != "van" else rng.uniform(0.35, 0.5)
     cab_z = -length / 2 + 0.15 + rng.uniform(0.1, 0.25) * (length - cab_l)
-    y0 = clear + body_h
     windows = {0: glass, 1: glass, 4: glass, 5: glass}
     parts.append(
-        Box((-width * 0.44, y0, cab_z), (width * 0.44, y0 + cab_h, cab_z + cab_l), S_VEHICLE, colour, faces=windows)
+        Box((-width * 0.44, top, cab_z), (width * 0.44, top + cab_h, cab_z + cab_l), S_VEHICLE, colour, faces=windows)
     )
-    top = clear + body_h
     parts += lamps_and_plates(width / 2, length / 2, min(top - 0.2, 0.75), clear + 0.12)
     return Thing(CAR, 0.0, 0.0, 0.0, parts)
 
