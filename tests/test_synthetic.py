@@ -700,6 +700,14 @@ def to_image(scene: sc.Scene, thing: sc.Thing, local: np.ndarray) -> np.ndarray:
     )
 
 
+def end_face_pixel(scene: sc.Scene, thing: sc.Thing, part: sc.Box, front: bool) -> tuple[int, int]:
+    """(row, column) of the middle of ``part``'s front (+z) or back (-z) face."""
+    end = part.hi[2] if front else part.lo[2]
+    centre = np.array([[(part.lo[0] + part.hi[0]) / 2, (part.lo[1] + part.hi[1]) / 2, end]])
+    ((u, v, _),) = to_image(scene, thing, centre)
+    return round(float(v)), round(float(u))
+
+
 def test_a_car_seen_from_the_side_shows_dark_wheels_under_its_arches():
     length, width, clear, top, radius = 4.5, 1.8, 0.3, 0.95, 0.31
     thing = sc.Thing(sc.CAR, 0.0, 0.0, 0.0, sc.car_body(length, width, clear, top, radius, (225.0, 225.0, 225.0)))
@@ -758,11 +766,9 @@ def test_a_car_shows_its_lamps_at_its_corners_and_a_plate_in_the_middle(yaw, see
     plates = [p for p in thing.parts if p.rgb == sc.PLATE_RGB and (p.lo[2] > 0) == (seen == "head")]
     assert len(lamps) == 2 and len(plates) == 1
     for part in lamps + plates:
-        outer = part.hi[2] if seen == "head" else part.lo[2]
-        centre = np.array([[(part.lo[0] + part.hi[0]) / 2, (part.lo[1] + part.hi[1]) / 2, outer]])
-        ((u, v, _),) = to_image(scene, thing, centre)
-        r, g, b = frame.image[round(float(v)), round(float(u))].astype(float)
-        assert frame.semantic[round(float(v)), round(float(u))] == seg_index("vehicle")
+        row, col = end_face_pixel(scene, thing, part, front=seen == "head")
+        r, g, b = frame.image[row, col].astype(float)
+        assert frame.semantic[row, col] == seg_index("vehicle")
         if part.light == "tail":
             assert r > 2 * g and r > 2 * b
         else:  # head lamps and plates: pale, unlike the blue paint

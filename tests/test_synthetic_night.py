@@ -13,7 +13,7 @@ from perception.data.synthetic import make_scene, night, render
 from perception.data.synthetic import scene as sc
 from perception.data.synthetic.geometry import level_to_camera
 from perception.data.synthetic.surfaces import Facade
-from tests.test_synthetic import LABEL_FIELDS, MID, luminance, to_image
+from tests.test_synthetic import LABEL_FIELDS, MID, end_face_pixel, luminance
 
 
 def night_scenes(count: int) -> list[tuple[int, sc.Scene]]:
@@ -132,10 +132,8 @@ def test_vehicles_show_red_tail_lamps_and_white_head_lamps(yaw, seen):
         assert min(red, green, blue) > 0.7 * max(red, green, blue)
     scene, strength = lamp_scene([car]), added.sum(-1)
     for part in (p for p in car.parts if p.light == seen):  # each lamp glows brightest where it is
-        outer = part.hi[2] if seen == "head" else part.lo[2]
-        local = np.array([[(part.lo[0] + part.hi[0]) / 2, (part.lo[1] + part.hi[1]) / 2, outer]])
-        ((u, v, _),) = to_image(scene, car, local)
-        near = strength[round(v) - 3 : round(v) + 4, round(u) - 3 : round(u) + 4]
+        row, col = end_face_pixel(scene, car, part, front=seen == "head")
+        near = strength[row - 3 : row + 4, col - 3 : col + 4]
         assert near.max() >= 0.9 * strength.max()
 
 

@@ -104,14 +104,13 @@ class Evaluator:
         union = self.confusion.sum(0) + self.confusion.sum(1) - inter
         present = self.confusion.sum(1) > 0  # classes that occur in the ground truth
         iou = np.where(union > 0, inter / np.maximum(union, 1), np.nan)
+        shares = self.confusion / np.maximum(self.confusion.sum(1, keepdims=True), 1)  # of each label's pixels
         return {
             "mIoU": float(np.nanmean(np.where(present, iou, np.nan)[scored])),
             "pixel_accuracy": float(inter[scored].sum() / max(1, self.confusion.sum())),
             "per_class_IoU": {SEGMENTATION_CLASSES[i]: float(iou[i]) if present[i] else None for i in scored},
             "confusion": {
-                SEGMENTATION_CLASSES[i]: {
-                    SEGMENTATION_CLASSES[j]: float(self.confusion[i, j] / self.confusion[i].sum()) for j in scored
-                }
+                SEGMENTATION_CLASSES[i]: {SEGMENTATION_CLASSES[j]: float(shares[i, j]) for j in scored}
                 for i in scored
                 if present[i]
             },

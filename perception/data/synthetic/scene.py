@@ -326,11 +326,8 @@ def car_body(length: float, width: float, clear: float, top: float, radius: floa
     return parts
 
 
-LAMP_M, PLATE_M, PROUD_M = (
-    (0.3, 0.14),
-    (0.52, 0.12),
-    0.02,
-)  # a lamp's and a number plate's width and height; their depth
+LAMP_M, PLATE_M = (0.3, 0.14), (0.52, 0.12)  # a lamp's and a number plate's width and height
+PROUD_M = 0.02  # how far both stand out of the body
 LAMP_RGB = {"head": (205.0, 205.0, 200.0), "tail": (165.0, 28.0, 30.0)}  # the lenses by day
 PLATE_RGB: Rgb = (225.0, 225.0, 215.0)
 
