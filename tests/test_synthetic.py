@@ -18,6 +18,7 @@ from perception.data.synthetic import SPLIT_SEEDS, SyntheticDataset, SynthFolder
 from perception.data.synthetic import scene as sc
 from perception.data.synthetic.export import write_dataset
 from perception.data.synthetic.geometry import level_to_camera, thing_to_level
+from perception.data.synthetic.surfaces import SHOP_MULLION_M, SHOP_RISER_M
 
 SMALL = {"height": 96, "width": 160}
 MID = {"height": 192, "width": 320}
@@ -590,20 +591,25 @@ def facade_scene(facade: sc.Facade, distance: float = 14.0) -> tuple[sc.Scene, f
     return scene, left
 
 
+def wall_points(scene: sc.Scene, frame, left: float) -> tuple[np.ndarray, ...]:
+    """Rows, columns and wall coordinates (metres along the wall from its left end, height) of the
+    building pixels of a :func:`facade_scene` frame: each pixel's world point from the documented
+    camera model, computed from scratch."""
+    cam = scene.camera
+    p = cam.pitch_rad
+    rot_pitch = np.array([[1, 0, 0], [0, np.cos(p), np.sin(p)], [0, -np.sin(p), np.cos(p)]])
+    v, u = np.nonzero((frame.semantic == BUILDING) & (frame.depth > 0))
+    rays = np.stack([(u - cam.cx) / cam.fx, (v - cam.cy) / cam.fy, np.ones_like(u, dtype=float)], -1)
+    level = (rays @ rot_pitch.T) * frame.depth[v, u][:, None]
+    return v, u, level[:, 0] - left, cam.height_m - level[:, 1]
+
+
 def test_windows_sit_where_the_facade_puts_them_in_metres():
     facade = sc.Facade(floor_m=3.0, column_m=2.0, width=0.5, height=0.5, glass=0.3, spread=0.0)
     scene, left = facade_scene(facade)
     on, off = render(scene), render(without_surfaces(scene))
-    wall = (on.semantic == BUILDING) & (on.depth > 0)
-    assert wall.sum() > 50_000
-    # Each wall pixel's world point from the documented camera model, computed from scratch.
-    cam = scene.camera
-    p = cam.pitch_rad
-    rot_pitch = np.array([[1, 0, 0], [0, np.cos(p), np.sin(p)], [0, -np.sin(p), np.cos(p)]])
-    v, u = np.nonzero(wall)
-    rays = np.stack([(u - cam.cx) / cam.fx, (v - cam.cy) / cam.fy, np.ones_like(u, dtype=float)], -1)
-    level = (rays @ rot_pitch.T) * on.depth[v, u][:, None]
-    s, t = level[:, 0] - left, cam.height_m - level[:, 1]  # along the wall from its left end; height
+    v, u, s, t = wall_points(scene, on, left)
+    assert v.size > 50_000
     col, row = np.floor(s / 2.0), np.floor(t / 3.0)
     pane = (np.abs(s / 2.0 - col - 0.5) < 0.25) & (np.abs(t / 3.0 - row - 0.55) < 0.25)
     pane &= (s > 0.5) & (s < 29.5) & (t > 0.8) & (t < 11.4)
@@ -630,8 +636,70 @@ def test_far_windows_fade_instead_of_aliasing():
     assert near > 0.3 and far < 0.02, spread
 
 
+def shopfront_scene() -> tuple[sc.Scene, float, sc.Facade]:
+    """:func:`facade_scene` with a shopfront along the wall facing the camera (plain grey panes above
+    it), and its façade."""
+    facade = sc.Facade(floor_m=3.0, column_m=2.0, width=0.5, height=0.5, glass=0.5, spread=0.0)
+    scene, left = facade_scene(facade)
+    (thing,) = scene.things
+    scene.things += sc.shopfront(np.random.default_rng(3), thing, thing.parts[0], front=1)
+    return scene, left, thing.parts[0].surface
+
+
+def test_a_shopfront_is_dark_glass_in_bays_under_a_fascia_all_building():
+    scene, left, shop = shopfront_scene()
+    (fascias,) = scene.things[1:]
+    on, off = render(scene), render(without_surfaces(scene))
+    assert set(np.unique(on.semantic)) - {BUILDING} <= set(GROUND) | {seg_index("sky")}
+    v, u, s, t = wall_points(scene, on, left)
+    ratio = (luminance(on.image)[v, u] + 1) / (luminance(off.image)[v, u] + 1)
+    in_bay = np.abs(s / shop.bay_m - np.floor(s / shop.bay_m) - 0.5) < 0.5 - SHOP_MULLION_M / shop.bay_m - 0.05
+    glazing = in_bay & (t > SHOP_RISER_M + 0.1) & (t < shop.shop_m - 0.2) & (s > 0.5) & (s < 29.5)
+    frames = ~in_bay & (np.abs(s / shop.bay_m - np.round(s / shop.bay_m)) < 0.03) & (t > 1.0) & (t < 3.0)
+    assert glazing.sum() > 10_000 and frames.sum() > 200
+    assert (ratio[glazing] < 0.6).mean() > 0.95  # plate glass, darker than the upper floors' panes (0.5) ...
+    assert np.median(ratio[glazing]) < 0.4
+    assert (ratio[frames] > 0.8).mean() > 0.9  # ... between frames of the wall's own colour
+    # the fascias: coloured bands over the glazing, proud of the wall, building like it
+    wall_start = scene.things[0].parts[0].lo[2]  # s is 0 there
+    along = [(p.lo[2] - wall_start + 0.05, p.hi[2] - wall_start - 0.05) for p in fascias.parts]
+    fascia = (t > shop.shop_m + 0.05) & (t < fascias.parts[0].hi[1] - 0.05)
+    fascia &= np.any([(s > a) & (s < b) for a, b in along], axis=0)
+    colours = {p.rgb for p in fascias.parts}
+    assert len(colours) >= 2 and np.isclose(fascias.parts[0].lo[1], shop.shop_m)
+    assert (np.abs(on.image[v, u][fascia].astype(int) - 150).max(-1) > 30).mean() > 0.8  # not the grey wall
+    wall = render(replace(scene, things=scene.things[:1]))
+    np.testing.assert_allclose((wall.depth - on.depth)[v, u][fascia], sc.FASCIA_PROUD_M, atol=0.005)
+    # the upper floors' windows start above the shop: none in the fascia or just over it
+    above = (t > shop.shop_m) & (t < fascias.parts[0].hi[1] + 0.3)
+    assert (ratio[above & ~fascia] > 0.9).mean() > 0.9
+
+
+def test_shopfronts_line_town_streets_and_change_only_building_pixels(monkeypatch):
+    shops = moved = 0
+    for i in range(1, 7):
+        scene = make_scene("train", i, **MID)
+        frame = render(scene)
+        with monkeypatch.context() as m:
+            m.setattr(sc, "SHOPFRONTS", dict.fromkeys(sc.SHOPFRONTS, 0.0))
+            without = make_scene("train", i, **MID)
+            plain = render(without)
+        assert len(without.things) < len(scene.things) or scene.setting != "urban"
+        changed = frame.semantic != plain.semantic
+        assert (frame.semantic[changed] == BUILDING).all()  # a fascia hides what is beside its wall's edge
+        nearer = frame.depth != plain.depth
+        assert (frame.depth[nearer] < plain.depth[nearer] + 1e-3).all()  # ... and is nearer than it
+        for key in ("instance", "boxes", "labels"):
+            np.testing.assert_array_equal(getattr(frame, key), getattr(plain, key), err_msg=key)
+        shops += sum(getattr(p.surface, "shop_m", 0.0) > 0 for t in scene.things for p in t.parts)
+        moved += int(changed.sum())
+    assert shops > 20
+    assert moved < 0.002 * 6 * MID["height"] * MID["width"]  # fascias are thin: labels all but the same
+
+
 def test_street_furniture_adds_pole_sign_in_front_and_changes_nothing_else(monkeypatch):
     pole_sign = seg_index("pole_sign")
+    monkeypatch.setattr(sc, "SHOPFRONTS", dict.fromkeys(sc.SHOPFRONTS, 0.0))  # drawn after the furniture
     changed = 0
     for i in range(8):
         frame = render(make_scene("train", i, **MID))
@@ -659,7 +727,7 @@ def test_wall_signs_hang_from_the_wall_over_the_street():
     for i in range(30):
         scene = make_scene("train", i, height=384, width=640)
         walls = {(t.x, t.z, t.yaw): p for t in scene.things for p in t.parts if isinstance(p.surface, sc.Facade)}
-        hung = [t for t in scene.things if (t.x, t.z, t.yaw) in walls and t.parts[0].surface is None]
+        hung = [t for t in scene.things if (t.x, t.z, t.yaw) in walls and t.parts[0].sem == sc.S_POLE]
         for sign in hung:  # placed where its building is, in the building's frame
             wall, bracket = walls[sign.x, sign.z, sign.yaw], sign.parts[0]
             assert {p.sem for p in sign.parts} == {sc.S_POLE}

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 from perception.classes import seg_index
-from perception.data.synthetic import make_scene, night, render
+from perception.data.synthetic import make_scene, night, render, surfaces
 from perception.data.synthetic import scene as sc
 from perception.data.synthetic.geometry import level_to_camera
 from perception.data.synthetic.surfaces import Facade
-from tests.test_synthetic import LABEL_FIELDS, MID, end_face_pixel, luminance
+from tests.test_synthetic import LABEL_FIELDS, MID, end_face_pixel, luminance, shopfront_scene, wall_points
 
 
 def night_scenes(count: int) -> list[tuple[int, sc.Scene]]:
@@ -162,3 +162,21 @@ def test_lit_windows_glow_on_buildings_and_change_no_label():
         assert lit[0.2].sum() > 0.001 * dark.size
         assert building[lit[0.2]].mean() > 0.9 and building[lit[0.6]].mean() > 0.9
         assert lit[0.6].sum() > 1.5 * lit[0.2].sum()  # more panes lit, more light
+
+
+def test_shops_are_lit_at_night_behind_their_glass(monkeypatch):
+    scene, left, shop = shopfront_scene()
+    ((_, dark),) = night_scenes(1)
+    scene = quiet(replace(scene, night=replace(dark.night, windows=0.0, lit=()), lighting=dark.lighting))
+    frames = {}
+    for share in (0.0, 1.0):
+        monkeypatch.setattr(surfaces, "SHOP_LIT_SHARE", share)
+        frames[share] = render(scene)
+    for key in LABEL_FIELDS:
+        np.testing.assert_array_equal(getattr(frames[1.0], key), getattr(frames[0.0], key), err_msg=key)
+    v, u, _, t = wall_points(scene, frames[0.0], left)
+    lit = (luminance(frames[1.0].image) - luminance(frames[0.0].image))[v, u] > 40
+    assert lit.sum() > 5000
+    assert (t[lit] < shop.shop_m).mean() > 0.8  # the shop's glazing glows (its bloom spills on the fascia) ...
+    fascia_top = scene.things[1].parts[0].hi[1]
+    assert (t[lit] < fascia_top + 0.3).mean() > 0.97  # ... the floors above stay dark

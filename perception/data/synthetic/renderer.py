@@ -610,7 +610,7 @@ def render(scene: Scene) -> Frame:
     sun_shadows, surface = None, None
     if geometry is not None:
         sun_shadows = _cast_shadows(scene, geometry, raster)
-        lit_share = scene.night.windows if scene.night is not None else 0.0
+        lit_share = scene.night.windows if scene.night is not None else None
         surface = surface_gain(raster.codes, raster.zbuf, scene.camera.fx, rows, lit_share)
     lamps = _night(scene, grid, raster, tables, parts, geometry, surface) if scene.night is not None else None
     image = _shade_image(scene, Shading(raster, tables, grid, shadows, sun_shadows, bonnet, surface, lamps))

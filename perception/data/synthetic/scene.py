@@ -844,8 +844,10 @@ def sample_scene(rng: np.random.Generator, width: int, height: int) -> Scene:
     scene.bonnet = sample_bonnet(rng)  # drawn after the world: every earlier draw, and so the world, is as before
     sample_facades(rng, scene)  # ... and so is the bonnet
     sample_season(rng, scene)  # ... and so are the façades: a winter frame is a summer frame's world, leafless
-    sample_furniture(rng, scene)  # ... and so is the season
-    sample_night(rng, scene)  # ... and so is the furniture: a night frame is a day frame's world at night
+    street = np.random.default_rng(int(rng.integers(2**62)))  # ... and so is the season, from a stream of their own:
+    sample_furniture(street, scene)
+    sample_shopfronts(street, scene)  # ... after the furniture, so the furniture is as without them
+    sample_night(rng, scene)  # ... and so are the furniture and shops: a night frame is a day frame's world at night
     return scene
 
 
@@ -930,9 +932,8 @@ SHOP_SIGNS: list[Rgb] = [(200, 40, 40), (30, 60, 140), (235, 235, 225), (40, 40,
 def sample_furniture(rng: np.random.Generator, scene: Scene) -> None:
     """Street furniture: signs hanging from the façades that face a road, and more sign posts by the
     kerbs, all pole_sign (a town street in CamVid has about 1.6 % pole_sign pixels, the world had
-    0.9 %). Drawn after the season, from a stream of its own that takes one draw from ``rng``, so
-    the world and season are the frame's without it."""
-    rng = np.random.default_rng(int(rng.integers(2**62)))
+    0.9 %). Drawn after the season, from a stream of its own (``make_scene``'s ``street``), so the
+    world and season are the frame's without it."""
     for thing in list(scene.things):
         for part in thing.parts:
             if isinstance(part.surface, Facade):
@@ -951,6 +952,41 @@ def sample_furniture(rng: np.random.Generator, scene: Scene) -> None:
                 if any(covers(thing, x, z, 0.5) for thing in scene.things):
                     continue
                 scene.things.append(place(*roadside_sign(rng, x, z, h, side)))
+
+
+SHOPFRONTS = {"urban": 0.6, "suburban": 0.15, "rural": 0.0}  # share of the façades facing a road
+
+
+def sample_shopfronts(rng: np.random.Generator, scene: Scene) -> None:
+    """Shopfronts along the ground floor of some façades that face a road (CamVid's and most town
+    streets are lined with them: dark plate glass under a coloured fascia, all building). Drawn after
+    the furniture, from its stream, so the frame is the same without them."""
+    for thing in list(scene.things):
+        for part in thing.parts:
+            tall_enough = part.hi[1] - part.lo[1] >= SHOP_FLOOR_M[1] + FASCIA_M[1] + 2.0
+            on_the_ground = isinstance(part.surface, Facade) and part.lo[1] == 0.0 and tall_enough
+            if on_the_ground and rng.random() < SHOPFRONTS[scene.setting]:
+                scene.things.extend(shopfront(rng, thing, part, road_side(scene.roads, thing, part)))
+
+
+SHOP_FLOOR_M, FASCIA_M, SHOP_UNIT_M = (2.8, 3.8), (0.5, 0.9), (5.0, 12.0)  # glazing, sign band, one shop's frontage
+FASCIA_PROUD_M = 0.06
+
+
+def shopfront(rng: np.random.Generator, thing: Thing, part: Box, front: int) -> list[Thing]:
+    """Give ``part``'s façade a shopfront on its ``front`` x face and return the fascias over it: one
+    coloured band per shop, proud of the wall, in ``thing``'s frame (so placed where it is)."""
+    glazing, fascia = rng.uniform(*SHOP_FLOOR_M), rng.uniform(*FASCIA_M)
+    part.surface = replace(part.surface, shop_m=float(glazing), shop_side=front, bay_m=float(rng.uniform(1.8, 4.0)))
+    wall = part.lo[0] if front < 0 else part.hi[0]
+    x0, x1 = sorted((wall, wall + front * FASCIA_PROUD_M))
+    bands, z = [], part.lo[2]
+    while z < part.hi[2] - 1.0:
+        end = min(z + rng.uniform(*SHOP_UNIT_M), part.hi[2])
+        colour = jitter(rng, SHOP_SIGNS[rng.integers(len(SHOP_SIGNS))], 0.2)
+        bands.append(Box((x0, glazing, z + 0.1), (x1, glazing + fascia, end - 0.1), S_BUILDING, colour, instance=False))
+        z = end
+    return [Thing(-1, thing.x, thing.z, thing.yaw, bands)]
 
 
 def road_side(roads: list[Road], thing: Thing, part: Box) -> int:

@@ -1,5 +1,5 @@
 """Surface detail in each box's own coordinates: façade windows (lit from inside on some panes at
-night), foliage, and the ragged edges and gaps of crowns and hedges.
+night), shopfronts along some ground floors, foliage, and the ragged edges and gaps of crowns and hedges.
 
 The screen-space texture on things looks the same at every distance, and a building is one flat
 colour; real façades carry rows of windows and real crowns a leafy texture whose grain shrinks with
@@ -32,6 +32,11 @@ MIN_WINDOW_PX = 3.0  # a window column or floor narrower than this many pixels f
 TWIG_TEXELS_PER_M, TWIG_M = 30.0, 0.025  # a bare crown's twigs: about 0.2 m apart, 2.5 cm thick
 LIMB_TEXELS_PER_M, LIMB_M = 6.0, 0.1  # ... and its limbs: about 1 m apart, 10 cm thick
 MIN_TWIG_PX = 0.8  # thinner branches than this many pixels are drawn this thick (a camera blurs them wider)
+SHOP_RISER_M, SHOP_MULLION_M = 0.5, 0.15  # a shop window's sill above the pavement; the frame between bays
+SHOP_DOOR_SHARE = 0.3  # bays that are a glazed door, down to the pavement
+SHOP_GLASS = 0.55  # a shop window's grey gain relative to the façade's panes: darker, big plate glass
+DISPLAY_TEXELS_PER_M, DISPLAY_AMPLITUDE = 6.0, 0.35  # the clutter of displays and reflections behind it
+SHOP_LIT_SHARE = 0.6  # shop windows lit at night (whatever share of the upper panes is)
 FACADE, FOLIAGE, BRANCHES = 1, 2, 3  # FaceRows.kind: windows, leaves, a bare crown (0: none of them)
 
 
@@ -45,6 +50,9 @@ class Facade:
     height: float  # share of a floor that is glass
     glass: float  # grey gain of a pane (< 1: darker than the wall)
     spread: float  # how much panes differ from each other (lit rooms, curtains, reflections)
+    shop_m: float = 0.0  # a shopfront's glazing, this high, along the ground floor of one wall (0: none)
+    shop_side: int = 0  # ... on the wall facing -x or +x of the part (-1, +1)
+    bay_m: float = 3.0  # ... in bays this wide
 
 
 @dataclass(frozen=True)
@@ -111,7 +119,7 @@ class FaceRows:
     rows: np.ndarray  # float32 [6, C]: the s row's three coefficients, then the t row's
     offsets: np.ndarray  # float32 [2, C]
     extents: np.ndarray  # float32 [2, C] metres
-    facade: np.ndarray  # float32 [6, C] the Facade's fields in order; zero off façades
+    facade: np.ndarray  # float32 [8, C] the Facade's fields in order (shop_m zero but on its wall); zero off façades
 
     @classmethod
     def from_code_major(cls, kind, rows, offsets, extents, facade) -> FaceRows:
@@ -136,7 +144,7 @@ def face_rows(level: np.ndarray, m: np.ndarray, surfaces: list[Facade | Foliage 
     rows = np.zeros((n_codes, 2, 3), np.float32)
     offsets = np.zeros((n_codes, 2), np.float32)
     extents = np.zeros((n_codes, 2), np.float32)
-    facade = np.zeros((n_codes, 6), np.float32)
+    facade = np.zeros((n_codes, 8), np.float32)
     parts = np.array([i for i, x in enumerate(surfaces) if x is not None], np.int64)
     if parts.size == 0:
         return FaceRows.from_code_major(kind, rows, offsets, extents, facade)
@@ -154,7 +162,9 @@ def face_rows(level: np.ndarray, m: np.ndarray, surfaces: list[Facade | Foliage 
     kind[codes] = np.where(is_facade[:, None], np.where(ROOF, 0, FACADE), np.where(is_bare, BRANCHES, FOLIAGE)[:, None])
     for q in np.flatnonzero(is_facade):
         f = surfaces[parts[q]]
-        facade[codes[q]] = (f.floor_m, f.column_m, f.width, f.height, f.glass, f.spread)
+        facade[codes[q]] = (f.floor_m, f.column_m, f.width, f.height, f.glass, f.spread, 0.0, f.bay_m)
+        if f.shop_side:
+            facade[codes[q, 0 if f.shop_side < 0 else 1], 6] = f.shop_m
     return FaceRows.from_code_major(kind, rows, offsets, extents, facade)
 
 
@@ -179,30 +189,52 @@ class SurfaceDetail:
 
 
 def _window_gain(
-    s: np.ndarray, t: np.ndarray, px_per_m: np.ndarray, code: np.ndarray, rows: FaceRows, lit_share: float
+    s: np.ndarray, t: np.ndarray, px_per_m: np.ndarray, code: np.ndarray, rows: FaceRows, lit_share: float | None
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Grey gain on building wall pixels: panes in a grid of floors and columns, none within a margin
-    of the wall's corners, the ground or the roof, each pane a little different from the next. With
-    ``lit_share`` > 0 (night), also the light of the panes lit from inside: that share of them, each
-    its own brightness (0.5-1.5)."""
-    floor, column, width, height, glass, spread = (np.take(field, code) for field in rows.facade)
+    of the wall's corners, the ground or the roof, each pane a little different from the next. Under a
+    wall's shopfront (``shop_m`` > 0) the grid starts above it, and the ground floor is plate glass in
+    bays: dark, with displays and reflections behind it, some bays a door. With a ``lit_share``
+    (night), also the light of the panes lit from inside: that share of them, each its own
+    brightness (0.5-1.5), and of SHOP_LIT_SHARE of the shopfronts, whatever ``lit_share`` is."""
+    floor, column, width, height, glass, spread, shop, bay = (np.take(field, code) for field in rows.facade)
     length, top = (np.take(field, code) for field in rows.extents)
-    col, row = np.floor(s / column), np.floor(t / floor)
-    fs, ft = s / column - col, t / floor - row
+    up = t - shop  # the windows' grid starts above a shopfront
+    col, row = np.floor(s / column), np.floor(up / floor)
+    fs, ft = s / column - col, up / floor - row
     pane = (np.abs(fs - 0.5) < width / 2) & (np.abs(ft - 0.55) < height / 2)
-    pane &= (s > 0.5) & (s < length - 0.5) & (t > 0.8) & (t < top - 0.6)
+    bottom = np.where(shop > 0, np.float32(0.3), np.float32(0.8))  # the lowest pane's sill
+    pane &= (s > 0.5) & (s < length - 0.5) & (up > bottom) & (t < top - 0.6)
     cell = (col.astype(np.int32), row.astype(np.int32))
     variety = spread * (_hash01(*cell, code) - 0.5)
     gain = np.where(pane, glass * (1.0 + variety), np.float32(1.0))
-    # Far away the grid is finer than the pixels: fade to the wall's mean shade instead of aliasing.
     mean = 1.0 + width * height * (glass - 1.0)
+    in_shop = (t < shop) & (shop > 0)
+    if in_shop.any():
+        bays = (np.floor(s / bay).astype(np.int32), code.astype(np.int32))
+        door = _hash01(*bays) < SHOP_DOOR_SHARE
+        frame = SHOP_MULLION_M / bay
+        shop_pane = in_shop & (np.abs(s / bay - np.floor(s / bay) - 0.5) < 0.5 - frame) & (t < shop - 0.1)
+        shop_pane &= (t > np.where(door, 0.05, SHOP_RISER_M)) & (s > 0.3) & (s < length - 0.3)
+        sky = 0.7 + 0.6 * t / np.maximum(shop, 1e-3)  # the sky's reflection brightens towards the top
+        texels = DISPLAY_TEXELS_PER_M
+        display = 1.0 + DISPLAY_AMPLITUDE * _bilinear(foliage_texture(), s * texels, t * texels)
+        shop_gain = glass * SHOP_GLASS * (1.0 + spread * (_hash01(*bays) - 0.5)) * sky * display
+        gain = np.where(shop_pane, shop_gain, np.where(in_shop, np.float32(1.0), gain))
+        pane = np.where(in_shop, shop_pane, pane)
+        mean = np.where(in_shop, 1.0 + 0.8 * (glass * SHOP_GLASS - 1.0), mean)
+    # Far away the grid is finer than the pixels: fade to the wall's mean shade instead of aliasing.
     sharp = np.clip(px_per_m * np.minimum(floor, column) / MIN_WINDOW_PX - 1.0, 0.0, 1.0)
     gain = mean + sharp * (gain - mean)
-    if lit_share <= 0:
+    if lit_share is None:
         return gain, None
     on = pane & (_hash01(*cell, code + 1) < np.float32(lit_share))
     level = np.where(on, np.float32(0.5) + _hash01(*cell, code + 2), np.float32(0.0))
     mean_lit = width * height * np.float32(lit_share)
+    if in_shop.any():  # a shop is lit or dark as one: all of its bays on a wall
+        shop_on = shop_pane & (_hash01(code.astype(np.int32), code + 1) < np.float32(SHOP_LIT_SHARE))
+        level = np.where(in_shop, np.where(shop_on, np.float32(0.8) + _hash01(*bays, code + 2), 0.0), level)
+        mean_lit = np.where(in_shop, np.float32(0.8 * SHOP_LIT_SHARE * 1.3), mean_lit)
     return gain, mean_lit + sharp * (level - mean_lit)
 
 
@@ -296,10 +328,10 @@ def _foliage_gain(s: np.ndarray, t: np.ndarray, px_per_m: np.ndarray, code: np.n
 
 
 def surface_gain(
-    codes: np.ndarray, zbuf: np.ndarray, fx: float, rows: FaceRows, lit_share: float = 0.0
+    codes: np.ndarray, zbuf: np.ndarray, fx: float, rows: FaceRows, lit_share: float | None = None
 ) -> SurfaceDetail | None:
     """The detail of every pixel showing a face with it, or None when none does; ``lit_share`` is the
-    share of window panes lit from inside (night; 0 by day)."""
+    share of window panes lit from inside at night (None by day)."""
     flat = codes.ravel()
     kinds = np.take(rows.kind, flat, mode="clip")
     idx = np.flatnonzero(kinds)
