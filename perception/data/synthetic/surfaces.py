@@ -35,6 +35,7 @@ MIN_TWIG_PX = 0.8  # thinner branches than this many pixels are drawn this thick
 SHOP_RISER_M, SHOP_MULLION_M = 0.5, 0.15  # a shop window's sill above the pavement; the frame between bays
 SHOP_DOOR_SHARE = 0.3  # bays that are a glazed door, down to the pavement
 SHOP_GLASS = 0.55  # a shop window's grey gain relative to the façade's panes: darker, big plate glass
+SHOP_GLAZED = 0.8  # about this share of a shopfront is glass (its shade and glow from afar)
 DISPLAY_TEXELS_PER_M, DISPLAY_AMPLITUDE = 6.0, 0.35  # the clutter of displays and reflections behind it
 SHOP_LIT_SHARE = 0.6  # shop windows lit at night (whatever share of the upper panes is)
 FACADE, FOLIAGE, BRANCHES = 1, 2, 3  # FaceRows.kind: windows, leaves, a bare crown (0: none of them)
@@ -210,19 +211,23 @@ def _window_gain(
     gain = np.where(pane, glass * (1.0 + variety), np.float32(1.0))
     mean = 1.0 + width * height * (glass - 1.0)
     in_shop = (t < shop) & (shop > 0)
-    if in_shop.any():
-        bays = (np.floor(s / bay).astype(np.int32), code.astype(np.int32))
-        door = _hash01(*bays) < SHOP_DOOR_SHARE
+    has_shop = bool(in_shop.any())
+    if has_shop:
+        along_bays = s / bay
+        bay_index = np.floor(along_bays)
+        bays = (bay_index.astype(np.int32), code.astype(np.int32))
+        bay_hash = _hash01(*bays)  # one value per bay: whether it is a door, and its shade
+        door = bay_hash < SHOP_DOOR_SHARE
         frame = SHOP_MULLION_M / bay
-        shop_pane = in_shop & (np.abs(s / bay - np.floor(s / bay) - 0.5) < 0.5 - frame) & (t < shop - 0.1)
+        shop_pane = in_shop & (np.abs(along_bays - bay_index - 0.5) < 0.5 - frame) & (t < shop - 0.1)
         shop_pane &= (t > np.where(door, 0.05, SHOP_RISER_M)) & (s > 0.3) & (s < length - 0.3)
         sky = 0.7 + 0.6 * t / np.maximum(shop, 1e-3)  # the sky's reflection brightens towards the top
         texels = DISPLAY_TEXELS_PER_M
         display = 1.0 + DISPLAY_AMPLITUDE * _bilinear(foliage_texture(), s * texels, t * texels)
-        shop_gain = glass * SHOP_GLASS * (1.0 + spread * (_hash01(*bays) - 0.5)) * sky * display
+        shop_gain = glass * SHOP_GLASS * (1.0 + spread * (bay_hash - 0.5)) * sky * display
         gain = np.where(shop_pane, shop_gain, np.where(in_shop, np.float32(1.0), gain))
         pane = np.where(in_shop, shop_pane, pane)
-        mean = np.where(in_shop, 1.0 + 0.8 * (glass * SHOP_GLASS - 1.0), mean)
+        mean = np.where(in_shop, 1.0 + SHOP_GLAZED * (glass * SHOP_GLASS - 1.0), mean)
     # Far away the grid is finer than the pixels: fade to the wall's mean shade instead of aliasing.
     sharp = np.clip(px_per_m * np.minimum(floor, column) / MIN_WINDOW_PX - 1.0, 0.0, 1.0)
     gain = mean + sharp * (gain - mean)
@@ -231,10 +236,10 @@ def _window_gain(
     on = pane & (_hash01(*cell, code + 1) < np.float32(lit_share))
     level = np.where(on, np.float32(0.5) + _hash01(*cell, code + 2), np.float32(0.0))
     mean_lit = width * height * np.float32(lit_share)
-    if in_shop.any():  # a shop is lit or dark as one: all of its bays on a wall
+    if has_shop:  # a shop is lit or dark as one: all of its bays on a wall
         shop_on = shop_pane & (_hash01(code.astype(np.int32), code + 1) < np.float32(SHOP_LIT_SHARE))
         level = np.where(in_shop, np.where(shop_on, np.float32(0.8) + _hash01(*bays, code + 2), 0.0), level)
-        mean_lit = np.where(in_shop, np.float32(0.8 * SHOP_LIT_SHARE * 1.3), mean_lit)
+        mean_lit = np.where(in_shop, np.float32(SHOP_GLAZED * SHOP_LIT_SHARE * 1.3), mean_lit)  # a lit bay: 0.8-1.8
     return gain, mean_lit + sharp * (level - mean_lit)
 
 
