@@ -14,7 +14,7 @@ import pytest
 
 from perception.classes import DETECTION_CLASSES, IGNORE_INDEX, SEGMENTATION_CLASSES, seg_index
 from perception.data.sample import Camera, Sample
-from perception.data.synthetic import SPLIT_SEEDS, SyntheticDataset, SynthFolderDataset, make_scene, render
+from perception.data.synthetic import SPLIT_SEEDS, SyntheticDataset, SynthFolderDataset, make_scene, render, surfaces
 from perception.data.synthetic import scene as sc
 from perception.data.synthetic.export import write_dataset
 from perception.data.synthetic.geometry import level_to_camera, thing_to_level
@@ -636,6 +636,52 @@ def test_far_windows_fade_instead_of_aliasing():
     assert near > 0.3 and far < 0.02, spread
 
 
+def close_wall(monkeypatch, brick: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Height up the wall, distance along it, whether the pixel lies in a pane's frame band (6 cm, just
+    inside its edge), on its glass or on the bare wall, and the image's gain there (frame with detail
+    over frame without), of a :func:`facade_scene` wall of ``brick`` or render 4 m from the camera
+    (about 90 pixels per metre), its frames painted."""
+    monkeypatch.setattr(surfaces, "BRICK_SHARE", 1.0 if brick else 0.0)
+    monkeypatch.setattr(surfaces, "FRAME_LIGHT_SHARE", 1.0)
+    facade = sc.Facade(floor_m=3.0, column_m=2.0, width=0.5, height=0.5, glass=0.3, spread=0.0)
+    scene, left = facade_scene(facade, distance=4.0)
+    on, off = render(scene), render(without_surfaces(scene))
+    v, u, s, t = wall_points(scene, on, left)
+    ratio = (luminance(on.image)[v, u] + 1) / (luminance(off.image)[v, u] + 1)
+    across, above = np.abs(s / 2.0 - np.floor(s / 2.0) - 0.5) * 2.0, np.abs(t / 3.0 - np.floor(t / 3.0) - 0.55) * 3.0
+    inside = (across < 0.5) & (above < 0.75) & (t > 0.8)  # a pane, frame and all: 1 m x 1.5 m
+    glass = (across < 0.5 - 0.1) & (above < 0.75 - 0.1) & (across > 0.1)  # clear of the frame and mullion
+    band = inside & ((across > 0.5 - 0.05) | (above > 0.75 - 0.05))
+    wall = (across > 0.5 + 0.2) | (above > 0.75 + 0.2)
+    return t, np.select([band, glass & inside, wall], [1, 2, 3], 0), ratio, s
+
+
+def test_a_wall_up_close_is_brick_in_courses_or_render_never_flat_paint(monkeypatch):
+    for brick in (True, False):
+        t, where, ratio, _ = close_wall(monkeypatch, brick)
+        wall = ratio[where == 3]
+        assert wall.size > 20_000
+        assert abs(np.median(wall) - 1.0) < 0.1  # the wall keeps its shade ...
+        assert 0.08 < wall.std() < 0.35  # ... with its material's grain on it
+        if brick:  # horizontal mortar joints, one course apart: the strongest period up the wall
+            bins = np.floor(t[where == 3] / 0.005).astype(int)
+            profile = np.bincount(bins, wall) / np.maximum(np.bincount(bins), 1)
+            spectrum = np.abs(np.fft.rfft(profile - profile.mean()))
+            cycles_per_m = np.fft.rfftfreq(profile.size, 0.005)
+            useful = (cycles_per_m > 2.0) & (cycles_per_m < 40.0)
+            course = 1.0 / cycles_per_m[useful][np.argmax(spectrum[useful])]
+            expected = 256 / surfaces.COURSES_PER_TILE / surfaces.BRICK_TEXELS_PER_M
+            assert abs(course - expected) < 0.1 * expected, (course, expected)
+
+
+def test_each_pane_sits_in_a_frame(monkeypatch):
+    _, where, ratio, _ = close_wall(monkeypatch, brick=False)
+    frame, glass = ratio[where == 1], ratio[where == 2]
+    assert frame.size > 2_000 and glass.size > 10_000
+    assert np.median(glass) < 0.45  # dark glass (0.3) ...
+    assert np.median(frame) > 1.1  # ... in a painted frame, brighter than the wall
+
+
 def shopfront_scene() -> tuple[sc.Scene, float, sc.Facade]:
     """:func:`facade_scene` with a shopfront along the wall facing the camera (plain grey panes above
     it), and its façade."""
@@ -672,7 +718,7 @@ def test_a_shopfront_is_dark_glass_in_bays_under_a_fascia_all_building():
     np.testing.assert_allclose((wall.depth - on.depth)[v, u][fascia], sc.FASCIA_PROUD_M, atol=0.005)
     # the upper floors' windows start above the shop: none in the fascia or just over it
     above = (t > shop.shop_m) & (t < fascias.parts[0].hi[1] + 0.3)
-    assert (ratio[above & ~fascia] > 0.9).mean() > 0.9
+    assert (ratio[above & ~fascia] > 0.7).mean() > 0.95  # (the wall's own grain: within about ±0.3)
 
 
 def test_shopfronts_line_town_streets_and_change_only_building_pixels(monkeypatch):

@@ -1,9 +1,11 @@
-"""Surface detail in each box's own coordinates: façade windows (lit from inside on some panes at
-night), shopfronts along some ground floors, foliage, and the ragged edges and gaps of crowns and hedges.
+"""Surface detail in each box's own coordinates: façade windows in their frames (lit from inside on
+some panes at night), the walls' brick or render between them, shopfronts along some ground floors,
+foliage, and the ragged edges and gaps of crowns and hedges.
 
 The screen-space texture on things looks the same at every distance, and a building is one flat
-colour; real façades carry rows of windows and real crowns a leafy texture whose grain shrinks with
-distance. Both are drawn here in metres on the face, so they recede with perspective.
+colour; real façades carry rows of framed windows on brick or stained render, and real crowns a leafy
+texture, whose grain shrinks with distance. All are drawn here in metres on the face, so they recede
+with perspective.
 
 Windows and leaves change only the image: a grey gain for some pixels, never a code, so every label
 stays what the code map says. A crown's ragged outline is cut into its codes before the depth test
@@ -38,6 +40,14 @@ SHOP_GLASS = 0.55  # a shop window's grey gain relative to the façade's panes: 
 SHOP_GLAZED = 0.8  # about this share of a shopfront is glass (its shade and glow from afar)
 DISPLAY_TEXELS_PER_M, DISPLAY_AMPLITUDE = 6.0, 0.35  # the clutter of displays and reflections behind it
 SHOP_LIT_SHARE = 0.6  # shop windows lit at night (whatever share of the upper panes is)
+BRICK_SHARE = 0.5  # façades of brick; the others are render or stone
+BRICKS_PER_TILE, COURSES_PER_TILE = 8, 22  # so that the bond wraps in the texture
+BRICK_TEXELS_PER_M = 142.0  # a brick and its joint 0.225 m along a course, a course 0.082 m high
+RENDER_TEXELS_PER_M = 40.0
+BRICK_AMPLITUDE, RENDER_AMPLITUDE = 0.5, 0.35  # their contrast (the textures are within about ±1)
+GRAIN_LEVELS = 8  # the wall textures' pyramid: each level blurred twice as wide as the one before
+FRAME_M = 0.06  # a window frame's width, and its mullion's; thinner than a pixel, they fade out
+FRAME_LIGHT_SHARE, FRAME_LIGHT, FRAME_DARK = 0.6, 1.35, 0.55  # painted or dark frames, relative to the wall
 FACADE, FOLIAGE, BRANCHES = 1, 2, 3  # FaceRows.kind: windows, leaves, a bare crown (0: none of them)
 
 
@@ -107,6 +117,57 @@ def lobe_texture() -> np.ndarray:
     return np.tanh(blobs / blobs.std()).astype(np.float32)
 
 
+def _periodic_blur(tile: np.ndarray, sigma: float) -> np.ndarray:
+    """``tile`` blurred by a gaussian of ``sigma`` texels, wrapping (so it still tiles)."""
+    f = np.fft.fftfreq(tile.shape[0])
+    radius2 = f[:, None] ** 2 + f[None, :] ** 2
+    return np.real(np.fft.ifft2(np.fft.fft2(tile) * np.exp(-2.0 * (np.pi * sigma) ** 2 * radius2)))
+
+
+@lru_cache(maxsize=1)
+def wall_textures() -> np.ndarray:
+    """float32 [2, GRAIN_LEVELS, 256, 256]: the grain of render or stone (0: stains and speckle) and of
+    brick (1: bricks of their own shades in stretcher bond, lighter mortar joints), zero mean and
+    within about ±1, each as a pyramid whose level k is blurred over 2^k texels: what a pixel covering
+    that many texels sees, so distant walls average their grain as a camera does instead of aliasing."""
+    rng = np.random.default_rng(2468)
+    f = np.fft.fftfreq(256)
+    radius = np.sqrt(f[:, None] ** 2 + f[None, :] ** 2)
+    radius[0, 0] = 1.0
+    broad = 1.0 - np.exp(-((radius / 0.03) ** 2))  # nothing broader than a tile's third: no visible repeats
+    stains = np.real(np.fft.ifft2(np.fft.fft2(rng.standard_normal((256, 256))) * broad / radius**1.3))
+    render = 0.5 * stains / stains.std() + 0.25 * rng.standard_normal((256, 256))
+    courses, bricks = COURSES_PER_TILE, BRICKS_PER_TILE
+    y, x = np.mgrid[0:256, 0:256] / 256.0
+    row = np.floor(y * courses)
+    along = x * bricks + 0.5 * (row % 2)  # every other course half a brick along
+    shade = rng.standard_normal((courses, bricks))[row.astype(int), np.floor(along).astype(int) % bricks]
+    joint = (y * courses - row < 0.12) | (along - np.floor(along) < 0.045)  # about 1 cm of mortar
+    brick = np.where(joint, 1.2, 0.35 * np.clip(shade, -2.0, 2.0)) + 0.15 * rng.standard_normal((256, 256))
+    pyramids = np.empty((2, GRAIN_LEVELS, 256, 256), np.float32)
+    for m, tile in enumerate((render, brick)):
+        tile = tile - tile.mean()
+        pyramids[m, 0] = tile
+        for k in range(1, GRAIN_LEVELS):
+            pyramids[m, k] = _periodic_blur(tile, 0.5 * 2**k)
+    return pyramids
+
+
+def _wall_grain(s: np.ndarray, t: np.ndarray, px_per_m: np.ndarray, code: np.ndarray, brick: np.ndarray) -> np.ndarray:
+    """Grey gain of a wall's own material at its pixels (nearest texel of the pyramid level that
+    matches a pixel's footprint; each part starts elsewhere in the texture)."""
+    texels_per_m = np.where(brick > 0, np.float32(BRICK_TEXELS_PER_M), np.float32(RENDER_TEXELS_PER_M))
+    footprint = texels_per_m / np.maximum(px_per_m, np.float32(1e-3))  # texels under one pixel
+    level = np.clip(np.ceil(np.log2(np.maximum(footprint, np.float32(1.0)))), 0, GRAIN_LEVELS - 1).astype(np.intp)
+    offset = (code // 6) * 41
+    iu = (np.floor(s * texels_per_m).astype(np.intp) + offset) & 255
+    iv = (np.floor(t * texels_per_m).astype(np.intp) + 3 * offset) & 255
+    material = brick.astype(np.intp)
+    grain = np.take(wall_textures().ravel(), ((material * GRAIN_LEVELS + level) * 256 + iv) * 256 + iu)
+    amplitude = np.where(brick > 0, np.float32(BRICK_AMPLITUDE), np.float32(RENDER_AMPLITUDE))
+    return 1.0 + amplitude * grain
+
+
 @dataclass(frozen=True)
 class FaceRows:
     """Per material code: which detail it gets (0 none, FACADE, FOLIAGE or BRANCHES), the affine rows giving its
@@ -120,7 +181,8 @@ class FaceRows:
     rows: np.ndarray  # float32 [6, C]: the s row's three coefficients, then the t row's
     offsets: np.ndarray  # float32 [2, C]
     extents: np.ndarray  # float32 [2, C] metres
-    facade: np.ndarray  # float32 [8, C] the Facade's fields in order (shop_m zero but on its wall); zero off façades
+    facade: np.ndarray  # float32 [10, C] the Facade's fields in order (shop_m zero but on its wall), then the
+    # wall's material (1 brick, 0 render) and its frames' gain; zero off façades
 
     @classmethod
     def from_code_major(cls, kind, rows, offsets, extents, facade) -> FaceRows:
@@ -145,7 +207,7 @@ def face_rows(level: np.ndarray, m: np.ndarray, surfaces: list[Facade | Foliage 
     rows = np.zeros((n_codes, 2, 3), np.float32)
     offsets = np.zeros((n_codes, 2), np.float32)
     extents = np.zeros((n_codes, 2), np.float32)
-    facade = np.zeros((n_codes, 8), np.float32)
+    facade = np.zeros((n_codes, 10), np.float32)
     parts = np.array([i for i, x in enumerate(surfaces) if x is not None], np.int64)
     if parts.size == 0:
         return FaceRows.from_code_major(kind, rows, offsets, extents, facade)
@@ -163,7 +225,10 @@ def face_rows(level: np.ndarray, m: np.ndarray, surfaces: list[Facade | Foliage 
     kind[codes] = np.where(is_facade[:, None], np.where(ROOF, 0, FACADE), np.where(is_bare, BRANCHES, FOLIAGE)[:, None])
     for q in np.flatnonzero(is_facade):
         f = surfaces[parts[q]]
-        facade[codes[q]] = (f.floor_m, f.column_m, f.width, f.height, f.glass, f.spread, 0.0, f.bay_m)
+        brick, light = _hash01(np.array([parts[q], parts[q] + 7919]))  # no draw: every scene stays as it was
+        frame = FRAME_LIGHT if light < FRAME_LIGHT_SHARE else FRAME_DARK
+        material = float(brick < BRICK_SHARE)
+        facade[codes[q]] = (f.floor_m, f.column_m, f.width, f.height, f.glass, f.spread, 0.0, f.bay_m, material, frame)
         if f.shop_side:
             facade[codes[q, 0 if f.shop_side < 0 else 1], 6] = f.shop_m
     return FaceRows.from_code_major(kind, rows, offsets, extents, facade)
@@ -193,22 +258,34 @@ def _window_gain(
     s: np.ndarray, t: np.ndarray, px_per_m: np.ndarray, code: np.ndarray, rows: FaceRows, lit_share: float | None
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Grey gain on building wall pixels: panes in a grid of floors and columns, none within a margin
-    of the wall's corners, the ground or the roof, each pane a little different from the next. Under a
+    of the wall's corners, the ground or the roof, each pane a little different from the next and in
+    its frame, and the wall's brick or render between them (:func:`_wall_grain`). Under a
     wall's shopfront (``shop_m`` > 0) the grid starts above it, and the ground floor is plate glass in
     bays: dark, with displays and reflections behind it, some bays a door. With a ``lit_share``
     (night), also the light of the panes lit from inside: that share of them, each its own
     brightness (0.5-1.5), and of SHOP_LIT_SHARE of the shopfronts, whatever ``lit_share`` is."""
-    floor, column, width, height, glass, spread, shop, bay = (np.take(field, code) for field in rows.facade)
+    floor, column, width, height, glass, spread, shop, bay, brick, frame_gain = (
+        np.take(field, code) for field in rows.facade
+    )
     length, top = (np.take(field, code) for field in rows.extents)
     up = t - shop  # the windows' grid starts above a shopfront
     col, row = np.floor(s / column), np.floor(up / floor)
     fs, ft = s / column - col, up / floor - row
-    pane = (np.abs(fs - 0.5) < width / 2) & (np.abs(ft - 0.55) < height / 2)
+    across, above = np.abs(fs - 0.5), np.abs(ft - 0.55)
+    pane = (across < width / 2) & (above < height / 2)
     bottom = np.where(shop > 0, np.float32(0.3), np.float32(0.8))  # the lowest pane's sill
     pane &= (s > 0.5) & (s < length - 0.5) & (up > bottom) & (t < top - 0.6)
     cell = (col.astype(np.int32), row.astype(np.int32))
     variety = spread * (_hash01(*cell, code) - 0.5)
     gain = np.where(pane, glass * (1.0 + variety), np.float32(1.0))
+    # Each pane in a frame, with a mullion down the middle of the wide ones; thinner than a pixel or
+    # two they fade into the glass, so a far façade keeps the shade it had without them.
+    frame_s, frame_t = FRAME_M / column, FRAME_M / floor
+    glazed = (across < width / 2 - frame_s) & (above < height / 2 - frame_t)
+    glazed &= ~((width * column > 1.2) & (across < frame_s / 2))
+    in_frame = pane & ~glazed
+    shown = np.clip(px_per_m * np.float32(FRAME_M) - 0.5, 0.0, 1.0)
+    gain = np.where(in_frame, gain + shown * (frame_gain - gain), gain)
     mean = 1.0 + width * height * (glass - 1.0)
     in_shop = (t < shop) & (shop > 0)
     has_shop = bool(in_shop.any())
@@ -231,10 +308,14 @@ def _window_gain(
     # Far away the grid is finer than the pixels: fade to the wall's mean shade instead of aliasing.
     sharp = np.clip(px_per_m * np.minimum(floor, column) / MIN_WINDOW_PX - 1.0, 0.0, 1.0)
     gain = mean + sharp * (gain - mean)
+    # The wall's own material between the windows (and over all of a wall too far for its windows).
+    bare_wall = np.where(pane, 1.0 - sharp, np.float32(1.0))
+    gain *= 1.0 + bare_wall * (_wall_grain(s, t, px_per_m, code, brick) - 1.0)
     if lit_share is None:
         return gain, None
     on = pane & (_hash01(*cell, code + 1) < np.float32(lit_share))
     level = np.where(on, np.float32(0.5) + _hash01(*cell, code + 2), np.float32(0.0))
+    level = np.where(in_frame & ~in_shop, level * (1.0 - shown), level)  # the frames are not lit
     mean_lit = width * height * np.float32(lit_share)
     if has_shop:  # a shop is lit or dark as one: all of its bays on a wall
         shop_on = shop_pane & (_hash01(code.astype(np.int32), code + 1) < np.float32(SHOP_LIT_SHARE))
