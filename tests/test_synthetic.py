@@ -636,11 +636,11 @@ def test_far_windows_fade_instead_of_aliasing():
     assert near > 0.3 and far < 0.02, spread
 
 
-def close_wall(monkeypatch, brick: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Height up the wall, distance along it, whether the pixel lies in a pane's frame band (6 cm, just
-    inside its edge), on its glass or on the bare wall, and the image's gain there (frame with detail
-    over frame without), of a :func:`facade_scene` wall of ``brick`` or render 4 m from the camera
-    (about 90 pixels per metre), its frames painted."""
+def close_wall(monkeypatch, brick: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per wall pixel of a :func:`facade_scene` wall of ``brick`` or render 4 m from the camera (about
+    90 pixels per metre), its frames painted: its height up the wall, where it lies (1 a pane's frame
+    band, 6 cm just inside its edge; 2 its glass; 3 the bare wall; 0 in between) and the image's gain
+    there (frame with detail over frame without)."""
     monkeypatch.setattr(surfaces, "BRICK_SHARE", 1.0 if brick else 0.0)
     monkeypatch.setattr(surfaces, "FRAME_LIGHT_SHARE", 1.0)
     facade = sc.Facade(floor_m=3.0, column_m=2.0, width=0.5, height=0.5, glass=0.3, spread=0.0)
@@ -653,12 +653,12 @@ def close_wall(monkeypatch, brick: bool) -> tuple[np.ndarray, np.ndarray, np.nda
     glass = (across < 0.5 - 0.1) & (above < 0.75 - 0.1) & (across > 0.1)  # clear of the frame and mullion
     band = inside & ((across > 0.5 - 0.05) | (above > 0.75 - 0.05))
     wall = (across > 0.5 + 0.2) | (above > 0.75 + 0.2)
-    return t, np.select([band, glass & inside, wall], [1, 2, 3], 0), ratio, s
+    return t, np.select([band, glass & inside, wall], [1, 2, 3], 0), ratio
 
 
 def test_a_wall_up_close_is_brick_in_courses_or_render_never_flat_paint(monkeypatch):
     for brick in (True, False):
-        t, where, ratio, _ = close_wall(monkeypatch, brick)
+        t, where, ratio = close_wall(monkeypatch, brick)
         wall = ratio[where == 3]
         assert wall.size > 20_000
         assert abs(np.median(wall) - 1.0) < 0.1  # the wall keeps its shade ...
@@ -675,7 +675,7 @@ def test_a_wall_up_close_is_brick_in_courses_or_render_never_flat_paint(monkeypa
 
 
 def test_each_pane_sits_in_a_frame(monkeypatch):
-    _, where, ratio, _ = close_wall(monkeypatch, brick=False)
+    _, where, ratio = close_wall(monkeypatch, brick=False)
     frame, glass = ratio[where == 1], ratio[where == 2]
     assert frame.size > 2_000 and glass.size > 10_000
     assert np.median(glass) < 0.45  # dark glass (0.3) ...

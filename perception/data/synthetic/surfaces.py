@@ -90,12 +90,17 @@ def sample_facade(rng: np.random.Generator) -> Facade | None:
     )
 
 
+def _frequency_radius2(size: int = 256) -> np.ndarray:
+    """Squared spatial frequency (cycles per texel) of each coefficient of a [size, size] FFT."""
+    f = np.fft.fftfreq(size)
+    return f[:, None] ** 2 + f[None, :] ** 2
+
+
 @lru_cache(maxsize=1)
 def foliage_texture() -> np.ndarray:
     """float32 [256, 256] leafy clumps (bright leaves, dark gaps), roughly zero mean and within ±1."""
     rng = np.random.default_rng(4321)
-    f = np.fft.fftfreq(256)
-    radius = np.sqrt(f[:, None] ** 2 + f[None, :] ** 2)
+    radius = np.sqrt(_frequency_radius2())
     radius[0, 0] = 1.0
     spectrum = np.fft.fft2(rng.standard_normal((256, 256))) / radius**1.1
     spectrum[0, 0] = 0.0
@@ -109,8 +114,7 @@ def lobe_texture() -> np.ndarray:
     """float32 [256, 256] smooth blobs within ±1, about ten texels from one to the next (plus a
     slower swell), sampled bilinearly: the lobes of a crown's ragged outline and its gaps."""
     rng = np.random.default_rng(8765)
-    f = np.fft.fftfreq(256)
-    radius = np.sqrt(f[:, None] ** 2 + f[None, :] ** 2)
+    radius = np.sqrt(_frequency_radius2())
     band = np.exp(-(((radius - 0.1) / 0.05) ** 2)) + 0.5 * np.exp(-((radius / 0.02) ** 2))  # period ~10 texels
     band[0, 0] = 0.0
     blobs = np.real(np.fft.ifft2(np.fft.fft2(rng.standard_normal((256, 256))) * band))
@@ -119,8 +123,7 @@ def lobe_texture() -> np.ndarray:
 
 def _periodic_blur(tile: np.ndarray, sigma: float) -> np.ndarray:
     """``tile`` blurred by a gaussian of ``sigma`` texels, wrapping (so it still tiles)."""
-    f = np.fft.fftfreq(tile.shape[0])
-    radius2 = f[:, None] ** 2 + f[None, :] ** 2
+    radius2 = _frequency_radius2(tile.shape[0])
     return np.real(np.fft.ifft2(np.fft.fft2(tile) * np.exp(-2.0 * (np.pi * sigma) ** 2 * radius2)))
 
 
@@ -131,8 +134,7 @@ def wall_textures() -> np.ndarray:
     within about ±1, each as a pyramid whose level k is blurred over 2^k texels: what a pixel covering
     that many texels sees, so distant walls average their grain as a camera does instead of aliasing."""
     rng = np.random.default_rng(2468)
-    f = np.fft.fftfreq(256)
-    radius = np.sqrt(f[:, None] ** 2 + f[None, :] ** 2)
+    radius = np.sqrt(_frequency_radius2())
     radius[0, 0] = 1.0
     broad = 1.0 - np.exp(-((radius / 0.03) ** 2))  # nothing broader than a tile's third: no visible repeats
     stains = np.real(np.fft.ifft2(np.fft.fft2(rng.standard_normal((256, 256))) * broad / radius**1.3))
@@ -156,15 +158,15 @@ def wall_textures() -> np.ndarray:
 def _wall_grain(s: np.ndarray, t: np.ndarray, px_per_m: np.ndarray, code: np.ndarray, brick: np.ndarray) -> np.ndarray:
     """Grey gain of a wall's own material at its pixels (nearest texel of the pyramid level that
     matches a pixel's footprint; each part starts elsewhere in the texture)."""
-    texels_per_m = np.where(brick > 0, np.float32(BRICK_TEXELS_PER_M), np.float32(RENDER_TEXELS_PER_M))
+    material = brick.astype(np.intp)  # 0 render, 1 brick: as in :func:`wall_textures`
+    texels_per_m = np.array([RENDER_TEXELS_PER_M, BRICK_TEXELS_PER_M], np.float32)[material]
     footprint = texels_per_m / np.maximum(px_per_m, np.float32(1e-3))  # texels under one pixel
     level = np.clip(np.ceil(np.log2(np.maximum(footprint, np.float32(1.0)))), 0, GRAIN_LEVELS - 1).astype(np.intp)
     offset = (code // 6) * 41
     iu = (np.floor(s * texels_per_m).astype(np.intp) + offset) & 255
     iv = (np.floor(t * texels_per_m).astype(np.intp) + 3 * offset) & 255
-    material = brick.astype(np.intp)
     grain = np.take(wall_textures().ravel(), ((material * GRAIN_LEVELS + level) * 256 + iv) * 256 + iu)
-    amplitude = np.where(brick > 0, np.float32(BRICK_AMPLITUDE), np.float32(RENDER_AMPLITUDE))
+    amplitude = np.array([RENDER_AMPLITUDE, BRICK_AMPLITUDE], np.float32)[material]
     return 1.0 + amplitude * grain
 
 
@@ -223,12 +225,13 @@ def face_rows(level: np.ndarray, m: np.ndarray, surfaces: list[Facade | Foliage 
     is_facade = np.array([isinstance(surfaces[i], Facade) for i in parts])
     is_bare = np.array([isinstance(surfaces[i], Foliage) and surfaces[i].bare for i in parts])
     kind[codes] = np.where(is_facade[:, None], np.where(ROOF, 0, FACADE), np.where(is_bare, BRANCHES, FOLIAGE)[:, None])
+    # A façade's material and frames from a hash of its part's index: no draw, so every scene stays as it was.
+    brick = _hash01(parts) < BRICK_SHARE
+    frame = np.where(_hash01(parts + 7919) < FRAME_LIGHT_SHARE, FRAME_LIGHT, FRAME_DARK)
     for q in np.flatnonzero(is_facade):
         f = surfaces[parts[q]]
-        brick, light = _hash01(np.array([parts[q], parts[q] + 7919]))  # no draw: every scene stays as it was
-        frame = FRAME_LIGHT if light < FRAME_LIGHT_SHARE else FRAME_DARK
-        material = float(brick < BRICK_SHARE)
-        facade[codes[q]] = (f.floor_m, f.column_m, f.width, f.height, f.glass, f.spread, 0.0, f.bay_m, material, frame)
+        fields = (f.floor_m, f.column_m, f.width, f.height, f.glass, f.spread, 0.0, f.bay_m, brick[q], frame[q])
+        facade[codes[q]] = fields
         if f.shop_side:
             facade[codes[q, 0 if f.shop_side < 0 else 1], 6] = f.shop_m
     return FaceRows.from_code_major(kind, rows, offsets, extents, facade)
@@ -315,7 +318,7 @@ def _window_gain(
         return gain, None
     on = pane & (_hash01(*cell, code + 1) < np.float32(lit_share))
     level = np.where(on, np.float32(0.5) + _hash01(*cell, code + 2), np.float32(0.0))
-    level = np.where(in_frame & ~in_shop, level * (1.0 - shown), level)  # the frames are not lit
+    level = np.where(in_frame, level * (1.0 - shown), level)  # the frames are not lit
     mean_lit = width * height * np.float32(lit_share)
     if has_shop:  # a shop is lit or dark as one: all of its bays on a wall
         shop_on = shop_pane & (_hash01(code.astype(np.int32), code + 1) < np.float32(SHOP_LIT_SHARE))
