@@ -436,11 +436,8 @@ def person_parts(rng: np.random.Generator, height: float, base: float = 0.0, leg
     leg_h, torso_h = height * 0.47, height * 0.37
     head = height - leg_h - torso_h
     skin = jitter(rng, [(230, 190, 160), (190, 140, 100), (120, 80, 55), (80, 55, 40)][rng.integers(4)], 0.1)
-    parts = (
-        []
-        if not legs
-        else [Box((-w * 0.4, base, -d * 0.45), (w * 0.4, base + leg_h, d * 0.45), S_PERSON, clothing_colour(rng, TROUSERS))]
-    )
+    trousers = (-w * 0.4, base, -d * 0.45), (w * 0.4, base + leg_h, d * 0.45)
+    parts = [] if not legs else [Box(*trousers, S_PERSON, clothing_colour(rng, TROUSERS))]
     y = base + leg_h
     parts.append(Box((-w / 2, y, -d / 2), (w / 2, y + torso_h, d / 2), S_PERSON, clothing_colour(rng, TOPS)))
     hair = jitter(rng, [(30, 25, 20), (90, 60, 30), (200, 170, 110), (120, 120, 120)][rng.integers(4)], 0.2)
