@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from perception.classes import IGNORE_INDEX
+from perception.classes import IGNORE_INDEX, seg_index
 from perception.data.sample import Camera, Sample
 from perception.evaluate import Evaluator, evaluate, markdown_table, onnx_predictor, torch_predictor
 from tests.conftest import BlocksWorld
@@ -53,6 +53,26 @@ def test_metrics_match_hand_computed_values():
     assert result["depth"]["AbsRel"] == pytest.approx(0.2)
     assert result["depth"]["RMSE"] == pytest.approx(2.0)
     assert result["depth"]["delta1"] == pytest.approx(1.0)  # 12/10 < 1.25
+
+
+def test_depth_scale_is_reported_by_predicted_class():
+    """Where a model gets the road's depth right and the buildings' twice too far, the report says so."""
+    h, w = 8, 8
+    truth = np.linspace(5.0, 40.0, h * w, dtype=np.float32).reshape(h, w)
+    predicted = np.full((h, w), seg_index("road"), np.uint8)
+    predicted[:3] = seg_index("building")
+    depth = np.where(predicted == seg_index("building"), truth * 2.0, truth * 1.1).astype(np.float32)
+    sample = Sample(np.zeros((h, w, 3), np.uint8), Camera(10, 10, 4, 4), depth=truth)
+    evaluator = Evaluator()
+    for _ in range(3):  # 24 building pixels a frame: reported once there are 100
+        evaluator.add(sample, {"semantic": predicted, "depth": depth})
+    assert evaluator.summary()["depth"]["scale_by_predicted_class"] == {"road": pytest.approx(1 / 1.1, rel=0.01)}
+    for _ in range(2):
+        evaluator.add(sample, {"semantic": predicted, "depth": depth})
+    scales = evaluator.summary()["depth"]["scale_by_predicted_class"]
+    assert scales == {"road": pytest.approx(1 / 1.1, rel=0.01), "building": pytest.approx(0.5, rel=0.01)}
+    table = markdown_table(evaluator.summary())
+    assert "| depth | scale_by_predicted_class: building | 0.4" in table  # 0.499: medians to 1 %
 
 
 def test_exported_model_scores_like_its_weights(tiny_model, tiny_run):

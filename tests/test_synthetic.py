@@ -219,6 +219,38 @@ def test_colour_alone_does_not_separate_classes():
         assert hi > lo, (a, b)
 
 
+def test_people_dress_mostly_dark_and_neutral_as_in_the_street():
+    """Real pedestrians wear black, grey, navy and denim far more than bright colours; people painted
+    any colour teach that a person is a bright block."""
+    rng = np.random.default_rng(0)
+    people = [sc.pedestrian(rng) for _ in range(400)]
+    trousers, tops = (np.array([p.parts[i].rgb for p in people]) for i in (0, 1))
+    dark = (luminance(trousers) < 110).mean()
+    bright = (tops.max(1) - tops.min(1) > 90).mean()
+    assert dark > 0.75, dark
+    assert bright < 0.15, bright
+    assert np.ptp(luminance(tops)) > 150  # from black coats to white shirts
+
+
+def test_clothes_change_person_pixels_only(monkeypatch):
+    """The clothes draw as many random numbers as the paint they replace: the same scenes, the same
+    labels, new colours on people only."""
+    changed_person = 0
+    for i in range(6):
+        frame = render(make_scene("train", i, **MID))
+        with monkeypatch.context() as m:
+            m.setattr(sc, "clothing_colour", lambda rng, palette: sc.any_colour(rng))
+            painted = render(make_scene("train", i, **MID))
+        for key in ("semantic", "depth", "instance", "boxes", "labels"):
+            np.testing.assert_array_equal(getattr(frame, key), getattr(painted, key), err_msg=key)
+        changed = (frame.image != painted.image).any(-1)
+        person = (frame.semantic == seg_index("person")).astype(np.uint8)
+        near = cv2.dilate(person, np.ones((33, 33), np.uint8)) > 0  # the camera's blur and JPEG blocks reach
+        assert not (changed & ~near).any()
+        changed_person += int((changed & (person > 0)).sum())
+    assert changed_person > 1000
+
+
 def test_same_world_at_any_resolution():
     small = SyntheticDataset("test", 4, **SMALL)[2]
     large = SyntheticDataset("test", 4, height=192, width=320)[2]

@@ -1,7 +1,10 @@
 """The metrics ``perception eval`` reports. Detection: COCO mAP@[.5:.95] and mAP@.5 (pycocotools), by
 class and by box size. Segmentation: per-class IoU and mIoU from a confusion matrix. Depth: AbsRel,
 SqRel, RMSE, RMSE-log and δ < 1.25, 1.25², 1.25³ over valid pixels, averaged per image (the Eigen et
-al. protocol). Which classes, boxes and depths count is the data set's ``Protocol`` (``protocols``)."""
+al. protocol), and where the model also segments, the depth's scale by predicted class: the median of
+truth / prediction over the pixels the model gives each class (where a real data set's metric depth
+goes wrong: the road's scale may be right and the façades' twice too far). Which classes, boxes and
+depths count is the data set's ``Protocol`` (``protocols``)."""
 
 from __future__ import annotations
 
@@ -17,6 +20,10 @@ from perception.contract import OUTPUT_DEPTH, OUTPUT_DETECTIONS, OUTPUT_NUM_DETE
 from perception.data.sample import Sample
 from perception.evaluate.protocols import SYNTHETIC, Protocol
 
+# log(truth / prediction) histogram per predicted class: medians to 1 % without keeping the pixels
+LOG_RATIO_BINS = np.linspace(-4.0, 4.0, 801)
+MIN_SCALE_PIXELS = 100  # a class needs this many scored depth pixels for its scale to be reported
+
 
 class Evaluator:
     """Accumulates predictions against targets under ``protocol``, then ``summary()``."""
@@ -31,6 +38,7 @@ class Evaluator:
         self.confusion = np.zeros((len(SEGMENTATION_CLASSES),) * 2, np.int64)
         self.depth_rows: list[np.ndarray] = []
         self.depth_pixels = 0
+        self.log_ratios = np.zeros((len(SEGMENTATION_CLASSES), len(LOG_RATIO_BINS) - 1), np.int64)
         self.has = {"detection": False, "segmentation": False, "depth": False}
 
     def add(self, sample: Sample, outputs: dict[str, np.ndarray]) -> None:
@@ -71,6 +79,27 @@ class Evaluator:
                 if self.protocol.median_scaled:
                     row = np.append(row, depth_errors(gt[valid], median_scaled(gt[valid], pred))[0])
                 self.depth_rows.append(row)
+                if OUTPUT_SEMANTIC in outputs:
+                    self._add_log_ratios(outputs[OUTPUT_SEMANTIC][valid], gt[valid], pred)
+
+    def _add_log_ratios(self, predicted: np.ndarray, truth: np.ndarray, depth: np.ndarray) -> None:
+        """Histogram log(truth / prediction) of the scored depth pixels by their predicted class."""
+        bins = len(LOG_RATIO_BINS) - 1
+        log_ratio = np.log(truth / np.maximum(depth, 1e-6))
+        which = np.clip(np.searchsorted(LOG_RATIO_BINS, log_ratio) - 1, 0, bins - 1)
+        keep = predicted < len(SEGMENTATION_CLASSES)
+        flat = predicted[keep].astype(np.int64) * bins + which[keep]
+        self.log_ratios += np.bincount(flat, minlength=self.log_ratios.size).reshape(self.log_ratios.shape)
+
+    def _scale_by_predicted_class(self) -> dict[str, float]:
+        """Median truth / prediction of each predicted class with at least MIN_SCALE_PIXELS pixels."""
+        centres = (LOG_RATIO_BINS[:-1] + LOG_RATIO_BINS[1:]) / 2
+        scales = {}
+        for name, counts in zip(SEGMENTATION_CLASSES, self.log_ratios, strict=True):
+            if counts.sum() >= MIN_SCALE_PIXELS:
+                median = centres[np.searchsorted(np.cumsum(counts), counts.sum() / 2)]
+                scales[name] = float(np.exp(median))
+        return scales
 
     def summary(self) -> dict:
         result: dict = {"frames": len(self.gt_images)}
@@ -89,6 +118,8 @@ class Evaluator:
             result["depth"] = dict(zip(names, (float(v) for v in rows), strict=True))
             if counts:
                 result["depth"]["pixels"] = self.depth_pixels
+            if scales := self._scale_by_predicted_class():
+                result["depth"]["scale_by_predicted_class"] = scales
         return result
 
     def _scored_category(self, annotation: dict) -> bool:

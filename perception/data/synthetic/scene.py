@@ -256,10 +256,52 @@ def vehicle_colour(rng: np.random.Generator) -> Rgb:
 
 
 def any_colour(rng: np.random.Generator) -> Rgb:
-    """Clothing and paint: anything, with a bias towards dull colours."""
+    """Paint (a bicycle frame, a cargo box): anything, with a bias towards dull colours."""
     c = rng.uniform(15, 235, 3)
     c = c.mean() + (c - c.mean()) * rng.uniform(0.1, 1.0)
     return float(c[0]), float(c[1]), float(c[2])
+
+
+# What people wear, (colour, share) (rough shares read off street scenes: most trousers and coats are
+# black, grey, navy or denim; bright colours are a minority, mostly on tops). Synthetic people in
+# arbitrary paint colours taught "a person is a bright block", and real, darkly dressed pedestrians
+# in front of a façade were called building.
+TROUSERS: tuple[tuple[Rgb, float], ...] = (
+    ((28, 28, 30), 0.28),  # black
+    ((55, 55, 58), 0.17),  # charcoal
+    ((35, 40, 62), 0.12),  # navy
+    ((58, 72, 100), 0.20),  # denim
+    ((105, 105, 108), 0.08),  # grey
+    ((150, 135, 105), 0.08),  # khaki
+    ((80, 62, 48), 0.05),  # brown
+    ((200, 200, 195), 0.02),  # light
+)
+TOPS: tuple[tuple[Rgb, float], ...] = (
+    ((28, 28, 30), 0.22),  # black
+    ((55, 55, 58), 0.14),  # charcoal
+    ((120, 120, 122), 0.10),  # grey
+    ((215, 215, 210), 0.12),  # white
+    ((35, 40, 62), 0.10),  # navy
+    ((170, 150, 120), 0.07),  # beige
+    ((85, 62, 48), 0.06),  # brown
+    ((75, 80, 55), 0.05),  # olive
+    ((150, 35, 38), 0.06),  # red
+    ((50, 80, 150), 0.05),  # blue
+    ((40, 95, 60), 0.02),  # green
+    ((200, 150, 40), 0.01),  # yellow
+)
+
+
+def clothing_colour(rng: np.random.Generator, palette: tuple[tuple[Rgb, float], ...]) -> Rgb:
+    """A colour from ``palette`` by its shares, a little lighter or darker and tinted. Draws four
+    numbers, as many as ``any_colour``, so that every later draw of the scene (and every label) is
+    as it was when people wore arbitrary colours."""
+    pick, shade, red, blue = rng.random(4).tolist()
+    shares = np.cumsum([share for _, share in palette])
+    rgb = palette[min(int(np.searchsorted(shares, pick * shares[-1], side="right")), len(palette) - 1)][0]
+    g = 1.0 + 0.25 * (2.0 * shade - 1.0)
+    tint = (1.0 + 0.1 * (red - 0.5), 1.0, 1.0 + 0.1 * (blue - 0.5))
+    return tuple(min(max(c * g * t, 3.0), 252.0) for c, t in zip(rgb, tint, strict=True))
 
 
 def green(rng: np.random.Generator) -> Rgb:
@@ -394,13 +436,10 @@ def person_parts(rng: np.random.Generator, height: float, base: float = 0.0, leg
     leg_h, torso_h = height * 0.47, height * 0.37
     head = height - leg_h - torso_h
     skin = jitter(rng, [(230, 190, 160), (190, 140, 100), (120, 80, 55), (80, 55, 40)][rng.integers(4)], 0.1)
-    parts = (
-        []
-        if not legs
-        else [Box((-w * 0.4, base, -d * 0.45), (w * 0.4, base + leg_h, d * 0.45), S_PERSON, any_colour(rng))]
-    )
+    trousers = (-w * 0.4, base, -d * 0.45), (w * 0.4, base + leg_h, d * 0.45)
+    parts = [] if not legs else [Box(*trousers, S_PERSON, clothing_colour(rng, TROUSERS))]
     y = base + leg_h
-    parts.append(Box((-w / 2, y, -d / 2), (w / 2, y + torso_h, d / 2), S_PERSON, any_colour(rng)))
+    parts.append(Box((-w / 2, y, -d / 2), (w / 2, y + torso_h, d / 2), S_PERSON, clothing_colour(rng, TOPS)))
     hair = jitter(rng, [(30, 25, 20), (90, 60, 30), (200, 170, 110), (120, 120, 120)][rng.integers(4)], 0.2)
     parts.append(
         Box(
@@ -429,7 +468,7 @@ def cyclist(rng: np.random.Generator) -> Thing:
     parts = [
         Box((-width / 2, 0.0, -length / 2), (width / 2, wheel, -gap), S_VEHICLE, frame),
         Box((-width / 2, 0.0, gap), (width / 2, wheel + 0.25, length / 2), S_VEHICLE, frame),
-        Box((-0.17, 0.3, -gap), (0.17, seat, gap), S_PERSON, any_colour(rng)),
+        Box((-0.17, 0.3, -gap), (0.17, seat, gap), S_PERSON, clothing_colour(rng, TROUSERS)),
     ]
     rider = person_parts(rng, rng.uniform(0.75, 0.95), base=seat, legs=False)
     return Thing(CYCLIST, 0.0, 0.0, 0.0, parts + rider)
