@@ -266,10 +266,11 @@ def any_colour(rng: np.random.Generator) -> Rgb:
 # black, grey, navy or denim; bright colours are a minority, mostly on tops). Synthetic people in
 # arbitrary paint colours taught "a person is a bright block", and real, darkly dressed pedestrians
 # in front of a façade were called building.
+BLACK, CHARCOAL, NAVY = (28, 28, 30), (55, 55, 58), (35, 40, 62)  # what most people wear, top and bottom
 TROUSERS: tuple[tuple[Rgb, float], ...] = (
-    ((28, 28, 30), 0.28),  # black
-    ((55, 55, 58), 0.17),  # charcoal
-    ((35, 40, 62), 0.12),  # navy
+    (BLACK, 0.28),
+    (CHARCOAL, 0.17),
+    (NAVY, 0.12),
     ((58, 72, 100), 0.20),  # denim
     ((105, 105, 108), 0.08),  # grey
     ((150, 135, 105), 0.08),  # khaki
@@ -277,11 +278,11 @@ TROUSERS: tuple[tuple[Rgb, float], ...] = (
     ((200, 200, 195), 0.02),  # light
 )
 TOPS: tuple[tuple[Rgb, float], ...] = (
-    ((28, 28, 30), 0.22),  # black
-    ((55, 55, 58), 0.14),  # charcoal
+    (BLACK, 0.22),
+    (CHARCOAL, 0.14),
     ((120, 120, 122), 0.10),  # grey
     ((215, 215, 210), 0.12),  # white
-    ((35, 40, 62), 0.10),  # navy
+    (NAVY, 0.10),
     ((170, 150, 120), 0.07),  # beige
     ((85, 62, 48), 0.06),  # brown
     ((75, 80, 55), 0.05),  # olive
